@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/promptq/promptq/internal/config"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/tasks"
+)
+
+// queueStatus is one queue in `promptq status --json`.
+type queueStatus struct {
+	Pending   int  `json:"pending"`
+	Active    int  `json:"active"`
+	Scheduled int  `json:"scheduled"`
+	Retry     int  `json:"retry"`
+	Archived  int  `json:"archived"`
+	Completed int  `json:"completed"`
+	Paused    bool `json:"paused"`
+}
+
+// pauseStatus is the pause state of one account (or the summary of all).
+type pauseStatus struct {
+	Paused           bool    `json:"paused"`
+	Until            *string `json:"until"`
+	Reason           string  `json:"reason"`
+	Kind             string  `json:"kind,omitempty"`
+	SetBy            string  `json:"set_by,omitempty"`
+	RemainingSeconds float64 `json:"remaining_seconds,omitempty"`
+	Account          string  `json:"account,omitempty"`
+}
+
+type statusReport struct {
+	Queues   map[string]queueStatus    `json:"queues"`
+	Pause    pauseStatus               `json:"pause"`
+	Accounts map[string]pauseStatus    `json:"accounts"`
+	Quota    map[string]quota.Snapshot `json:"quota"`
+}
+
+func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var (
+		c      common
+		asJSON bool
+	)
+	f := config.New("status", "Show queue counts, pause state and quota headroom of every account (or --account).", stdout)
+	c.register(f, true)
+	f.Bool(&asJSON, "json", "PROMPTQ_JSON", false, "print JSON")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	rdb, aopt, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	insp := asynq.NewInspector(aopt)
+	defer insp.Close()
+	rep, err := collectStatus(ctx, rdb, insp, c.account)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printStatus(stdout, rep)
+	return nil
+}
+
+func collectStatus(ctx context.Context, rdb *redis.Client, insp *asynq.Inspector, account string) (*statusReport, error) {
+	rep := &statusReport{Queues: map[string]queueStatus{}, Accounts: map[string]pauseStatus{}, Quota: map[string]quota.Snapshot{}}
+	names, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range names {
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		rep.Queues[q] = queueStatus{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed, Paused: info.Paused}
+	}
+	accts, err := accountsFor(ctx, rdb, account)
+	if err != nil {
+		return nil, err
+	}
+	gate, err := pausegate.New(rdb, pausegate.Config{})
+	if err != nil {
+		return nil, err
+	}
+	lim, err := quota.New(rdb, quota.Config{})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, a := range accts {
+		rec, active, err := gate.Check(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		ps := pauseStatus{Paused: active, Account: a}
+		if active {
+			ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
+			if !rec.Until.IsZero() {
+				s := rec.Until.UTC().Format(time.RFC3339)
+				ps.Until = &s
+				ps.RemainingSeconds = rec.Remaining(now).Seconds()
+			}
+		}
+		rep.Accounts[a] = ps
+		if ps.Paused && !rep.Pause.Paused {
+			rep.Pause = ps
+		}
+		if snap, err := lim.Snapshot(ctx, a); err == nil {
+			rep.Quota[a] = snap
+		}
+	}
+	if !rep.Pause.Paused {
+		for _, q := range rep.Queues {
+			if q.Paused {
+				rep.Pause = pauseStatus{Paused: true, Reason: "asynq queue paused"}
+				break
+			}
+		}
+	}
+	return rep, nil
+}
+
+func printStatus(w io.Writer, rep *statusReport) {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tCOMPLETED\tPAUSED")
+	qs := make([]string, 0, len(rep.Queues))
+	for q := range rep.Queues {
+		qs = append(qs, q)
+	}
+	sort.Strings(qs)
+	for _, q := range qs {
+		s := rep.Queues[q]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\n", q, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed, s.Paused)
+	}
+	if len(qs) == 0 {
+		fmt.Fprintln(tw, "(no queues yet)")
+	}
+	tw.Flush()
+	as := make([]string, 0, len(rep.Accounts))
+	for a := range rep.Accounts {
+		as = append(as, a)
+	}
+	sort.Strings(as)
+	for _, a := range as {
+		p := rep.Accounts[a]
+		fmt.Fprintf(w, "\naccount %s: ", a)
+		switch {
+		case !p.Paused:
+			fmt.Fprintln(w, "running")
+		case p.Until == nil:
+			fmt.Fprintf(w, "PAUSED until resumed (kind %s, reason %q, set by %s)\n", p.Kind, p.Reason, p.SetBy)
+		default:
+			fmt.Fprintf(w, "PAUSED until %s (%s left; kind %s, reason %q, set by %s)\n", *p.Until,
+				(time.Duration(p.RemainingSeconds) * time.Second).String(), p.Kind, p.Reason, p.SetBy)
+		}
+		if s, ok := rep.Quota[a]; ok {
+			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
+			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
+			fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)
+			d := s.Daily
+			fmt.Fprintf(w, "  today (%s): %d requests of %s, %d tokens of %s, pauses at %.0f%%, resets %s\n", d.Date,
+				d.Requests, limitStr(d.RequestLimit), d.Tokens, limitStr(d.TokenLimit), 100*d.Threshold, d.ResetAt.Format(time.RFC3339))
+			if s.EstimateSamples > 0 {
+				fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
+			}
+		}
+	}
+}
+
+func limitStr(v int64) string {
+	if v <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprint(v)
+}
+
+func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var (
+		c     common
+		queue string
+		out   string
+	)
+	f := config.New("results", "Export finished tasks as JSONL, one line each:\n"+
+		`  {"id","task_id","queue","status":"completed"|"archived","output_text","usage":{...},"error","attempts",...}`, stdout)
+	c.register(f, false)
+	f.String(&queue, "queue", "PROMPTQ_QUEUE", "", "only this queue (default: every queue)")
+	f.String(&out, "out", "PROMPTQ_OUT", "", "write to this file instead of standard output")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	_, aopt, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	insp := asynq.NewInspector(aopt)
+	defer insp.Close()
+	w := stdout
+	if out != "" {
+		fh, err := os.Create(out)
+		if err != nil {
+			return fmt.Errorf("results: %v", err)
+		}
+		defer fh.Close()
+		w = fh
+	}
+	queues := []string{queue}
+	if queue == "" {
+		if queues, err = insp.Queues(); err != nil {
+			return err
+		}
+		sort.Strings(queues)
+	}
+	enc := json.NewEncoder(w)
+	n := 0
+	for _, q := range queues {
+		err := tasks.ListResults(ctx, insp, q, func(r tasks.Result) error { n++; return enc.Encode(r) })
+		if err != nil {
+			return fmt.Errorf("results of queue %s: %w", q, err)
+		}
+	}
+	if out != "" {
+		fmt.Fprintf(stderr, "results: %d written to %s\n", n, out)
+	}
+	return nil
+}
+
+func runPause(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var (
+		c      common
+		forD   time.Duration
+		until  string
+		reason string
+	)
+	f := config.New("pause", "Pause an account: asynq stops handing its tasks to any worker and no worker sends a new request.\n"+
+		"Requests in flight finish. Without --for or --until the pause lasts until 'promptq resume'.\n"+
+		"Without --account every account that has run a worker is paused.", stdout)
+	c.register(f, true)
+	f.Duration(&forD, "for", "PAUSE_FOR", 0, "pause for this long (e.g. 30m)")
+	f.String(&until, "until", "PAUSE_UNTIL", "", "pause until this RFC 3339 time")
+	f.String(&reason, "reason", "PAUSE_REASON", "manual pause", "reason shown in status")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	var end time.Time
+	switch {
+	case forD != 0 && until != "":
+		return errors.New("pause: give --for or --until, not both")
+	case forD < 0:
+		return fmt.Errorf("pause: --for must be positive, got %v", forD)
+	case forD > 0:
+		end = time.Now().Add(forD)
+	case until != "":
+		t, err := time.Parse(time.RFC3339, until)
+		if err != nil {
+			return fmt.Errorf("pause: --until %q is not an RFC 3339 time (e.g. 2026-11-27T15:04:05Z)", until)
+		}
+		if !t.After(time.Now()) {
+			return fmt.Errorf("pause: --until %s is in the past", until)
+		}
+		end = t
+	}
+	rdb, aopt, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	insp := asynq.NewInspector(aopt)
+	defer insp.Close()
+	accts, err := accountsFor(ctx, rdb, c.account)
+	if err != nil {
+		return err
+	}
+	if len(accts) == 0 {
+		return errors.New("pause: no account known yet (no worker has run); pass --account")
+	}
+	gate, err := pausegate.New(rdb, pausegate.Config{Queues: insp, SetBy: "admin", ShortPause: time.Nanosecond})
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		rec, err := gate.Pause(ctx, a, pausegate.PauseRequest{Until: end, Reason: reason, Kind: "manual"})
+		if err != nil {
+			return fmt.Errorf("pause %s: %w", a, err)
+		}
+		if rec.Until.IsZero() {
+			fmt.Fprintf(stdout, "paused %s until resumed\n", a)
+		} else {
+			fmt.Fprintf(stdout, "paused %s until %s\n", a, rec.Until.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+func runResume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var c common
+	f := config.New("resume", "Resume paused accounts: clears the pause record and unpauses their queues.\n"+
+		"Without --account every paused account is resumed, and each is named.", stdout)
+	c.register(f, true)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	rdb, aopt, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	insp := asynq.NewInspector(aopt)
+	defer insp.Close()
+	gate, err := pausegate.New(rdb, pausegate.Config{Queues: insp, SetBy: "admin"})
+	if err != nil {
+		return err
+	}
+	var resumed []string
+	if c.account != "" {
+		ok, err := gate.Resume(ctx, c.account)
+		if err != nil {
+			return err
+		}
+		if ok {
+			resumed = []string{c.account}
+		}
+	} else if resumed, err = gate.ResumeAll(ctx); err != nil {
+		return err
+	}
+	// Queues paused by hand in asynqmon or by an older run are resumed too.
+	names, _ := insp.Queues()
+	for _, q := range names {
+		if info, err := insp.GetQueueInfo(q); err == nil && info.Paused && c.account == "" {
+			if err := insp.UnpauseQueue(q); err == nil {
+				resumed = append(resumed, "queue "+q)
+			}
+		}
+	}
+	if len(resumed) == 0 {
+		fmt.Fprintln(stdout, "nothing was paused")
+		return nil
+	}
+	fmt.Fprintf(stdout, "resumed: %s\n", strings.Join(resumed, ", "))
+	return nil
+}

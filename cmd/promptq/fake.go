@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/promptq/promptq/internal/config"
+	"github.com/promptq/promptq/internal/fakeopenai"
+)
+
+type fakeFlags struct {
+	addr         string
+	rpm, tpm     int
+	burst        time.Duration
+	latency      time.Duration
+	jitter       time.Duration
+	outputTokens int
+	apiKey       string
+	mode         string
+	errorStatus  int
+}
+
+func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
+	if withAddr {
+		f.String(&ff.addr, "addr", "FAKE_OPENAI_ADDR", "127.0.0.1:8089", "listen address (loopback)")
+	}
+	f.Int(&ff.rpm, "rpm", "FAKE_OPENAI_RPM", 600, "requests per minute (0 = unlimited)")
+	f.Int(&ff.tpm, "tpm", "FAKE_OPENAI_TPM", 0, "tokens per minute (0 = unlimited)")
+	f.Duration(&ff.burst, "burst", "FAKE_OPENAI_BURST", time.Minute, "bucket capacity as refill time: 60s like OpenAI, 1s for per-second limits")
+	f.Duration(&ff.latency, "latency", "FAKE_OPENAI_LATENCY", 100*time.Millisecond, "latency of each answer")
+	f.Duration(&ff.jitter, "jitter", "FAKE_OPENAI_JITTER", 50*time.Millisecond, "uniform ± jitter on the latency")
+	f.Int(&ff.outputTokens, "output-tokens", "FAKE_OPENAI_OUTPUT_TOKENS", fakeopenai.OutputTokensDefault, "tokens generated per answer (capped by max_output_tokens)")
+	f.String(&ff.apiKey, "api-key", "FAKE_OPENAI_API_KEY", "", "when set, the only bearer key accepted (else any non-empty key)")
+	f.String(&ff.mode, "mode", "FAKE_OPENAI_MODE", "normal", "start mode: normal, insufficient_quota, server_error, reset, slow, truncate (change at run time with POST /_fake/mode)")
+	f.Int(&ff.errorStatus, "error-status", "FAKE_OPENAI_ERROR_STATUS", 500, "status sent in server_error mode (500-599)")
+}
+
+func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
+	cfg := fakeopenai.Config{RPM: ff.rpm, TPM: ff.tpm, Burst: ff.burst, Latency: ff.latency, Jitter: ff.jitter,
+		OutputTokens: ff.outputTokens, APIKey: ff.apiKey, ServerErrorStatus: ff.errorStatus}
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return nil, err
+	}
+	m := fakeopenai.Mode(ff.mode)
+	if !m.Valid() {
+		return nil, fmt.Errorf("--mode / FAKE_OPENAI_MODE %q: must be normal, insufficient_quota, server_error, reset, slow or truncate", ff.mode)
+	}
+	s := fakeopenai.New(cfg)
+	s.SetMode(m, 0)
+	return s, nil
+}
+
+func runFake(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var ff fakeFlags
+	f := config.New("fake-openai", "Run an OpenAI-compatible fake provider: POST /v1/responses (JSON and SSE), POST /v1/chat/completions,\n"+
+		"continuously refilling request and token buckets with x-ratelimit-* headers, 429s with retry-after,\n"+
+		"and switchable faults. Admin: POST /_fake/mode {\"mode\":\"insufficient_quota\",\"for\":\"5s\"}, GET /_fake/stats, POST /_fake/reset.", stdout)
+	ff.register(f, true)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	s, err := ff.server()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", ff.addr)
+	if err != nil {
+		return fmt.Errorf("fake-openai: listen %s: %v", ff.addr, err)
+	}
+	fmt.Fprintf(stdout, "fake-openai listening on http://%s/v1 (rpm %d, tpm %d)\n", ln.Addr(), ff.rpm, ff.tpm)
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/promptq/promptq/internal/config"
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/internal/worker"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+)
+
+// workerFlags are the flags of `promptq worker` (demo reuses most of them).
+type workerFlags struct {
+	common
+	baseURL         string
+	concurrency     int
+	queues          string
+	quotaControl    bool
+	rpm, tpm        int64
+	dailyRequests   int64
+	dailyTokens     int64
+	threshold       float64
+	pauseHours      float64
+	dailyTZ         string
+	maxInlineWait   time.Duration
+	defaultMaxOut   int64
+	requestTimeout  time.Duration
+	shutdownTimeout time.Duration
+	delayedCheck    time.Duration
+}
+
+func (w *workerFlags) register(f *config.Flags) {
+	w.common.register(f, true)
+	f.String(&w.baseURL, "openai-base-url", "OPENAI_BASE_URL", openAIURLDefault, "provider base URL (OpenAI or any OpenAI-compatible server)")
+	f.Int(&w.concurrency, "concurrency", "WORKER_CONCURRENCY", 10, "tasks this replica processes at once (1-1000)")
+	f.String(&w.queues, "queues", "WORKER_QUEUES", queuesDefault, "queues and priorities, e.g. critical=6,default=3,low=1")
+	f.Bool(&w.quotaControl, "quota-control", "QUOTA_CONTROL", true, "shared admission control and pause gate (off = naive baseline: asynq + openai-go alone)")
+	f.Int64(&w.rpm, "rpm", "PROMPTQ_RPM", 0, "cap on requests per minute (0 = learn from the provider's headers)")
+	f.Int64(&w.tpm, "tpm", "PROMPTQ_TPM", 0, "cap on tokens per minute (0 = learn from the provider's headers)")
+	f.Int64(&w.dailyRequests, "daily-request-limit", "DAILY_REQUEST_LIMIT", 0, "daily request budget (0 = none)")
+	f.Int64(&w.dailyTokens, "daily-token-limit", "DAILY_TOKEN_LIMIT", 0, "daily token budget (0 = none)")
+	f.Float(&w.threshold, "quota-threshold", "QUOTA_THRESHOLD", 0.8, "fraction of the daily budget at which the account pauses until the day rolls over (0 < x <= 1)")
+	f.Float(&w.pauseHours, "pause-duration-hours", "PAUSE_DURATION_HOURS", 1, "pause after insufficient_quota or an auth failure, when the provider gives no resume time (0.0167-168)")
+	f.String(&w.dailyTZ, "daily-timezone", "DAILY_TIMEZONE", "UTC", "time zone in which the daily budget rolls over (IANA name)")
+	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
+	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
+	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
+	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
+	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
+}
+
+// validate checks ranges; each message names the flag, its env and the range.
+func (w *workerFlags) validate() error {
+	switch {
+	case w.concurrency < 1 || w.concurrency > 1000:
+		return fmt.Errorf("--concurrency / WORKER_CONCURRENCY must be between 1 and 1000, got %d", w.concurrency)
+	case w.threshold <= 0 || w.threshold > 1 || math.IsNaN(w.threshold):
+		return fmt.Errorf("--quota-threshold / QUOTA_THRESHOLD must be > 0 and <= 1, got %v", w.threshold)
+	case w.pauseHours < 1.0/60 || w.pauseHours > 168 || math.IsNaN(w.pauseHours):
+		return fmt.Errorf("--pause-duration-hours / PAUSE_DURATION_HOURS must be between 0.0167 (1 minute) and 168, got %v", w.pauseHours)
+	case w.rpm < 0 || w.tpm < 0:
+		return errors.New("--rpm / PROMPTQ_RPM and --tpm / PROMPTQ_TPM must be >= 0")
+	case w.dailyRequests < 0 || w.dailyTokens < 0:
+		return errors.New("--daily-request-limit / DAILY_REQUEST_LIMIT and --daily-token-limit / DAILY_TOKEN_LIMIT must be >= 0")
+	case w.maxInlineWait < 0 || w.maxInlineWait > time.Minute:
+		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 0s and 1m, got %v", w.maxInlineWait)
+	case w.defaultMaxOut < 1 || w.defaultMaxOut > 1_000_000:
+		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
+	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
+		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
+	}
+	if _, err := time.LoadLocation(w.dailyTZ); err != nil {
+		return fmt.Errorf("--daily-timezone / DAILY_TIMEZONE %q: unknown time zone", w.dailyTZ)
+	}
+	return nil
+}
+
+// workerConfig builds a worker.Config (without Redis connections).
+func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
+	queues, err := config.ParseQueues(w.queues)
+	if err != nil {
+		return worker.Config{}, fmt.Errorf("--queues / WORKER_QUEUES: %v", err)
+	}
+	account := w.account
+	if account == "" {
+		account = defaultAccount(w.baseURL, apiKey)
+	}
+	if err := keys.ValidateAccount(account); err != nil {
+		return worker.Config{}, fmt.Errorf("--account / %s: %v", accountEnv, err)
+	}
+	loc, _ := time.LoadLocation(w.dailyTZ)
+	pause := time.Duration(w.pauseHours * float64(time.Hour))
+	return worker.Config{
+		Queues:                   queues,
+		Concurrency:              w.concurrency,
+		DelayedTaskCheckInterval: w.delayedCheck,
+		ShutdownTimeout:          w.shutdownTimeout,
+		Handler: worker.HandlerConfig{
+			Account: account, QuotaControl: w.quotaControl, MaxInlineWait: w.maxInlineWait,
+			DefaultMaxOutputTokens: w.defaultMaxOut, DefaultPause: pause,
+		},
+		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
+		Quota: quota.Config{
+			RPM: w.rpm, TPM: w.tpm, DailyRequests: w.dailyRequests, DailyTokens: w.dailyTokens,
+			Threshold: w.threshold, Location: loc,
+		},
+		Gate: pausegate.Config{DefaultPause: pause},
+	}, nil
+}
+
+func runWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var w workerFlags
+	f := config.New("worker", "Run one worker replica (an asynq server). SIGTERM/SIGINT: stop taking tasks, let in-flight ones finish, exit 0.", stdout)
+	w.register(f)
+	f.EnvOnly(apiKeyEnv, apiKeyEnvDocument)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if err := w.validate(); err != nil {
+		return err
+	}
+	apiKey := os.Getenv(apiKeyEnv)
+	if apiKey == "" {
+		return fmt.Errorf("%s is not set: the worker needs the provider's API key in the environment", apiKeyEnv)
+	}
+	cfg, err := w.workerConfig(apiKey)
+	if err != nil {
+		return err
+	}
+	rdb, aopt, err := w.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	cfg.Redis, cfg.RDB, cfg.Logger = aopt, rdb, w.logger(stderr)
+	wk, err := worker.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	wk.Stop()
+	return nil
+}

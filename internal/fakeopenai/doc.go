@@ -1,0 +1,48 @@
+// Package fakeopenai is an OpenAI-compatible fake provider for the demo,
+// `promptq fake-openai` and tests. It follows OpenAI's documented behaviour
+// closely (bodies, SSE event sequences, error shapes, x-ratelimit-* headers)
+// so that code which works against it works against the real API.
+//
+// It serves, with or without the /v1 prefix:
+//
+//	POST /v1/responses          Responses API, JSON or SSE ("stream": true)
+//	POST /v1/chat/completions   Chat Completions, JSON or SSE (stream_options.include_usage)
+//	POST /_fake/mode            {"mode":"insufficient_quota","for":"5s"} ("for" optional); GET shows the mode
+//	GET  /_fake/stats           Stats as JSON
+//	POST /_fake/reset           clears Stats
+//	GET  /healthz
+//
+// Rate limiting works like OpenAI's: a request bucket (RPM) and a token
+// bucket (TPM), each holding limit*Burst/1min and refilling continuously at
+// limit/60 per second. Admission costs 1 request and input tokens + max output
+// tokens (DefaultMaxOutputTokens when the request gives none); unused output
+// is not refunded, a rejected request is not charged. Input tokens are
+// ceil(characters/4) over the instructions and all message texts plus 4 per
+// message. The answer text is OutputText(last user message, n) with
+// n = min(Config.OutputTokens, the request's max tokens).
+//
+// The order of checks for one request is: reset mode (connection closed),
+// auth (401), body and model validation (400/404), quota mode (429
+// insufficient_quota), rate limits (429 rate_limit_exceeded), server-error
+// mode (charged, like a real failure after admission), latency (context-aware),
+// answer (cut short in truncate mode).
+//
+// In a test:
+//
+//	fake := fakeopenai.New(fakeopenai.Config{RPM: 60, TPM: 100_000, APIKey: "sk-test"})
+//	srv := httptest.NewServer(fake)
+//	defer srv.Close()
+//	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1"), option.WithAPIKey("sk-test"))
+//	resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
+//		Model: "gpt-4o-mini",
+//		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")},
+//	})
+//	// resp.OutputText() == fakeopenai.OutputText("hello", 16)
+//	fake.SetMode(fakeopenai.ModeInsufficientQuota, 5*time.Second)
+//	st := fake.Stats() // st.QuotaErrors, st.ByTask["task-1"], ...
+//
+// Out of process, drive it over HTTP:
+//
+//	curl -XPOST localhost:8089/_fake/mode -d '{"mode":"server_error","for":"10s"}'
+//	curl localhost:8089/_fake/stats
+package fakeopenai

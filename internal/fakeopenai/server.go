@@ -1,0 +1,488 @@
+package fakeopenai
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TaskIDHeader is the request header whose value keys Stats.ByTask.
+const TaskIDHeader = "X-Promptq-Task-Id"
+
+// maxBody bounds the request body the fake reads.
+const maxBody = 8 << 20
+
+// Server is the fake OpenAI provider. It is an http.Handler; create it with
+// New. All methods are safe for concurrent use.
+type Server struct {
+	cfg Config
+
+	mu        sync.Mutex
+	mode      Mode
+	modeUntil time.Time // zero: the mode lasts until changed
+	requests  *bucket   // nil when RPM is unlimited
+	tokens    *bucket   // nil when TPM is unlimited
+	stats     Stats
+
+	// onLatency, when set (by tests), is called as an admitted request starts
+	// its latency, so tests can act while it is in flight without sleeping.
+	onLatency func()
+}
+
+// New returns a fake server. cfg is completed with WithDefaults; an invalid
+// cfg panics, since it is a programming error in a test or demo
+// (call cfg.Validate first to get an error instead).
+func New(cfg Config) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg = cfg.WithDefaults()
+	return &Server{
+		cfg:      cfg,
+		mode:     ModeNormal,
+		requests: newBucket(cfg.RPM, cfg.Burst, 1),
+		tokens:   newBucket(cfg.TPM, cfg.Burst, 0),
+		stats:    Stats{ByTask: map[string]int{}},
+	}
+}
+
+// SetMode switches the failure mode. With d > 0 the server reverts to
+// ModeNormal once d has passed on the configured clock.
+func (s *Server) SetMode(m Mode, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode, s.modeUntil = m, time.Time{}
+	if d > 0 && m != ModeNormal {
+		s.modeUntil = s.cfg.Clock().Add(d)
+	}
+}
+
+// Mode returns the mode in force now.
+func (s *Server) Mode() Mode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.modeLocked(s.cfg.Clock())
+}
+
+func (s *Server) modeLocked(now time.Time) Mode {
+	if !s.modeUntil.IsZero() && !now.Before(s.modeUntil) {
+		s.mode, s.modeUntil = ModeNormal, time.Time{}
+	}
+	return s.mode
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.clone()
+}
+
+// ResetStats clears the counters (but not InFlight, which tracks live
+// requests). Rate-limit buckets and the mode are kept.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{ByTask: map[string]int{}, InFlight: s.stats.InFlight, MaxInFlight: s.stats.InFlight}
+}
+
+// ServeHTTP serves the OpenAI endpoints (with or without the /v1 prefix),
+// the /_fake admin endpoints and /healthz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch path {
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	case "/_fake/mode":
+		s.serveMode(w, r)
+		return
+	case "/_fake/stats":
+		writeJSON(w, http.StatusOK, s.Stats())
+		return
+	case "/_fake/reset":
+		if r.Method != http.MethodPost {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.ResetStats()
+		writeJSON(w, http.StatusOK, s.Stats())
+		return
+	}
+	var parse func([]byte) (*call, *apiError)
+	var write func(http.ResponseWriter, *call, *answer)
+	switch strings.TrimPrefix(path, "/v1") {
+	case "/responses":
+		parse, write = parseResponses, s.writeResponses
+	case "/chat/completions":
+		parse, write = parseChat, s.writeChat
+	}
+	if parse == nil || r.Method != http.MethodPost {
+		w.Header().Set("x-request-id", newID("req_", 16))
+		writeError(w, invalidRequest(http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, path), "", ""))
+		return
+	}
+	s.serveAPI(w, r, parse, write)
+}
+
+// answer is what a successful request gets.
+type answer struct {
+	text         string
+	inputTokens  int
+	outputTokens int
+	capped       bool // generation stopped at the request's max tokens
+	truncate     bool // ModeTruncate: cut the answer short
+	created      time.Time
+}
+
+// serveAPI runs one API request through the pipeline: count, auth, parse,
+// quota mode, rate limits, server-error mode, latency, answer.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]byte) (*call, *apiError), write func(http.ResponseWriter, *call, *answer)) {
+	start := time.Now() // real time, for openai-processing-ms
+	w.Header().Set("x-request-id", newID("req_", 16))
+	mode := s.arrive(r.Header.Get(TaskIDHeader))
+	defer s.leave()
+	fail := func(e *apiError, rl []header, counter *int) {
+		s.count(counter)
+		setHeaders(w, start, rl)
+		writeError(w, e)
+	}
+
+	if mode == ModeReset {
+		s.count(&s.stats.Resets)
+		abort(w)
+		return
+	}
+	if e := s.checkAuth(r.Header.Get("Authorization")); e != nil {
+		fail(e, s.rateHeaders(), &s.stats.AuthErrors)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		fail(invalidRequest(400, badJSONMessage, "", ""), s.rateHeaders(), &s.stats.BadRequests)
+		return
+	}
+	c, e := parse(body)
+	if e == nil && c.model == "bad-model" {
+		e = invalidRequest(http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", c.model), "", "model_not_found")
+	}
+	if e != nil {
+		fail(e, s.rateHeaders(), &s.stats.BadRequests)
+		return
+	}
+	if mode == ModeInsufficientQuota {
+		s.quotaError()
+		setHeaders(w, start, s.rateHeaders())
+		writeError(w, &apiError{
+			status:  http.StatusTooManyRequests,
+			Message: "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+			Type:    "insufficient_quota", Code: strp("insufficient_quota"),
+		})
+		return
+	}
+	rl, wait, e := s.admit(c)
+	if e != nil {
+		setHeaders(w, start, rl)
+		w.Header().Set("retry-after", retryAfterSeconds(wait))
+		w.Header().Set("retry-after-ms", strconv.FormatInt(wait.Milliseconds(), 10))
+		writeError(w, e)
+		return
+	}
+	if mode == ModeServerError {
+		fail(&apiError{
+			status:  s.cfg.ServerErrorStatus,
+			Message: "The server had an error while processing your request. Sorry about that!",
+			Type:    "server_error",
+		}, rl, &s.stats.ServerErrors)
+		return
+	}
+	if s.onLatency != nil {
+		s.onLatency()
+	}
+	if !sleep(r.Context(), s.latency(mode)) {
+		s.count(&s.stats.Canceled) // the client went away; its slot is freed
+		return
+	}
+	n := c.outputTokens(s.cfg.OutputTokens)
+	a := &answer{
+		text:         OutputText(c.lastUser, n),
+		inputTokens:  c.inputTokens(),
+		outputTokens: n,
+		capped:       n < s.cfg.OutputTokens,
+		truncate:     mode == ModeTruncate,
+		created:      s.cfg.Clock(),
+	}
+	setHeaders(w, start, rl)
+	write(w, c, a)
+	if a.truncate {
+		s.count(&s.stats.Truncated)
+		abort(w)
+		return
+	}
+	s.succeeded(a)
+}
+
+// arrive counts a new API request and returns the mode in force.
+func (s *Server) arrive(taskID string) Mode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Clock()
+	st := &s.stats
+	st.Requests++
+	if st.FirstRequestAt == "" {
+		st.FirstRequestAt = stamp(now)
+	}
+	if taskID != "" {
+		st.ByTask[taskID]++
+	}
+	st.InFlight++
+	st.MaxInFlight = max(st.MaxInFlight, st.InFlight)
+	mode := s.modeLocked(now)
+	if mode == ModeInsufficientQuota && st.FirstQuotaErrorAt != "" {
+		st.RequestsAfterFirstQuotaError++
+	}
+	return mode
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.stats.InFlight--
+	s.mu.Unlock()
+}
+
+// count increments one of s.stats' counters under the lock.
+func (s *Server) count(counter *int) {
+	s.mu.Lock()
+	*counter++
+	s.mu.Unlock()
+}
+
+func (s *Server) quotaError() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.stats
+	st.QuotaErrors++
+	if st.FirstQuotaErrorAt == "" {
+		st.FirstQuotaErrorAt = stamp(s.cfg.Clock())
+		st.InFlightAtFirstQuotaError = st.InFlight - 1
+	}
+}
+
+func (s *Server) succeeded(a *answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.OK++
+	s.stats.InputTokens += a.inputTokens
+	s.stats.OutputTokens += a.outputTokens
+	s.stats.LastOKAt = stamp(s.cfg.Clock())
+}
+
+func (s *Server) checkAuth(h string) *apiError {
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return invalidRequest(http.StatusUnauthorized, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.", "", "")
+	}
+	if s.cfg.APIKey != "" && key != s.cfg.APIKey {
+		return invalidRequest(http.StatusUnauthorized, fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", maskKey(key)), "", "invalid_api_key")
+	}
+	return nil
+}
+
+// maskKey shows only the ends of a key, as OpenAI does.
+func maskKey(k string) string {
+	if len(k) <= 8 {
+		return "****"
+	}
+	return k[:3] + "*****" + k[len(k)-4:]
+}
+
+// admit debits one request and c.cost() tokens from the buckets, or, when
+// either cannot pay, debits nothing and returns the 429 to send and how long
+// to wait. The header values are returned either way.
+func (s *Server) admit(c *call) ([]header, time.Duration, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Clock()
+	cost := c.cost()
+	for _, b := range []struct {
+		b      *bucket
+		n      int
+		kind   string
+		window string
+	}{{s.requests, 1, "requests", "requests per min (RPM)"}, {s.tokens, cost, "tokens", "tokens per min (TPM)"}} {
+		if b.b == nil {
+			continue
+		}
+		b.b.refill(now)
+		if wait := b.b.wait(float64(b.n)); wait > 0 {
+			s.stats.RateLimited++
+			used := int(b.b.capacity - b.b.level + 0.999999)
+			return s.rateHeadersLocked(now), wait, &apiError{
+				status: http.StatusTooManyRequests,
+				Message: fmt.Sprintf("Rate limit reached for %s in organization org-fake on %s: Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.",
+					c.model, b.window, b.b.limit, used, b.n, wait),
+				Type: b.kind, Code: strp("rate_limit_exceeded"),
+			}
+		}
+	}
+	if s.requests != nil {
+		s.requests.level--
+	}
+	if s.tokens != nil {
+		s.tokens.level -= float64(cost)
+	}
+	s.stats.TokensCharged += cost
+	return s.rateHeadersLocked(now), 0, nil
+}
+
+// header is one response header.
+type header struct{ key, value string }
+
+// rateHeaders returns the x-ratelimit-* headers for the bucket levels now.
+func (s *Server) rateHeaders() []header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rateHeadersLocked(s.cfg.Clock())
+}
+
+func (s *Server) rateHeadersLocked(now time.Time) []header {
+	var hs []header
+	for _, b := range []struct {
+		b    *bucket
+		kind string
+	}{{s.requests, "requests"}, {s.tokens, "tokens"}} {
+		if b.b == nil {
+			continue
+		}
+		b.b.refill(now)
+		st := b.b.snapshot()
+		hs = append(hs,
+			header{"x-ratelimit-limit-" + b.kind, strconv.Itoa(st.limit)},
+			header{"x-ratelimit-remaining-" + b.kind, strconv.Itoa(st.remaining)},
+			header{"x-ratelimit-reset-" + b.kind, formatReset(st.reset)})
+	}
+	return hs
+}
+
+// latency is how long an admitted request takes in mode.
+func (s *Server) latency(mode Mode) time.Duration {
+	d := s.cfg.Latency
+	if j := s.cfg.Jitter; j > 0 {
+		d += time.Duration(rand.Int64N(int64(2*j)+1)) - j
+	}
+	if mode == ModeSlow {
+		d += s.cfg.SlowBy
+	}
+	return max(d, 0)
+}
+
+// serveMode handles GET and POST /_fake/mode.
+func (s *Server) serveMode(w http.ResponseWriter, r *http.Request) {
+	type modeJSON struct {
+		Mode Mode   `json:"mode"`
+		For  string `json:"for,omitempty"`
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		var req modeJSON
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&req); err != nil {
+			http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !req.Mode.Valid() {
+			http.Error(w, fmt.Sprintf("unknown mode %q", req.Mode), http.StatusBadRequest)
+			return
+		}
+		var d time.Duration
+		if req.For != "" {
+			var err error
+			if d, err = time.ParseDuration(req.For); err != nil || d < 0 {
+				http.Error(w, fmt.Sprintf("bad duration %q for \"for\"", req.For), http.StatusBadRequest)
+				return
+			}
+		}
+		s.SetMode(req.Mode, d)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	out := modeJSON{Mode: s.modeLocked(s.cfg.Clock())}
+	if !s.modeUntil.IsZero() {
+		out.For = s.modeUntil.Sub(s.cfg.Clock()).String()
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// setHeaders sets the headers every API answer carries.
+func setHeaders(w http.ResponseWriter, start time.Time, rl []header) {
+	h := w.Header()
+	for _, kv := range rl {
+		h.Set(kv.key, kv.value)
+	}
+	h.Set("openai-organization", "org-fake")
+	h.Set("openai-version", "2020-10-01")
+	h.Set("openai-processing-ms", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.status, map[string]*apiError{"error": e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// abort drops the connection without finishing the answer: hijack and close
+// where the connection allows it (HTTP/1), else abort the handler, which
+// resets the stream.
+func abort(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// newID returns prefix + 2n random hex digits.
+func newID(prefix string, n int) string {
+	b := make([]byte, n)
+	_, _ = crand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}

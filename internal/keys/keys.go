@@ -1,0 +1,51 @@
+// Package keys builds every Redis key promptq writes. All keys of one account
+// share the hash tag {acct}, so a Lua script that touches several of them runs
+// unchanged on Redis Cluster. Nothing else in promptq formats a key by hand.
+package keys
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Prefix starts every promptq key.
+const Prefix = "promptq:"
+
+var accountRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+
+// ValidateAccount reports whether name can be used as an account name: 1 to 64
+// characters from [A-Za-z0-9_.-] (no braces, so the hash tag stays intact).
+func ValidateAccount(name string) error {
+	if !accountRE.MatchString(name) {
+		return fmt.Errorf("account %q: must be 1-64 characters of A-Z a-z 0-9 _ . -", name)
+	}
+	return nil
+}
+
+func tag(acct string) string { return Prefix + "{" + acct + "}:" }
+
+// Limits is the hash of learned limits and bucket levels of an account.
+func Limits(acct string) string { return tag(acct) + "limits" }
+
+// Inflight is the sorted set of reservations in flight (member = reservation
+// id, score = expiry in ms).
+func Inflight(acct string) string { return tag(acct) + "inflight" }
+
+// Day is the hash of daily counters for date (YYYY-MM-DD in the budget's zone).
+func Day(acct, date string) string { return tag(acct) + "day:" + date }
+
+// Pause is the hash holding the account's pause record.
+func Pause(acct string) string { return tag(acct) + "pause" }
+
+// Events is the pub/sub channel on which pause and resume are announced.
+func Events(acct string) string { return tag(acct) + "events" }
+
+// Queues is the set of asynq queue names consumed by the account's workers.
+func Queues(acct string) string { return tag(acct) + "queues" }
+
+// Stats is the hash of counters kept for status and metrics (429s, estimate error).
+func Stats(acct string) string { return tag(acct) + "stats" }
+
+// Accounts is the set of every account that has run a worker. It is read by
+// admin commands only, never by a script, so it needs no hash tag.
+func Accounts() string { return Prefix + "accounts" }

@@ -1,0 +1,274 @@
+// Package provider is promptq's call path to an OpenAI-compatible API: one
+// function that sends a prompt through openai-go (Responses or Chat
+// Completions, streaming or not) and hands back the text, the usage and the
+// response headers, so that quota code sees what the provider said.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/openai/openai-go/v3/shared"
+)
+
+// Endpoints.
+const (
+	EndpointResponses = "responses"
+	EndpointChat      = "chat_completions"
+)
+
+// Message is one chat message.
+type Message struct{ Role, Content string }
+
+// Request is one prompt to send.
+type Request struct {
+	Endpoint        string // EndpointResponses (default) or EndpointChat
+	Model           string
+	Instructions    string
+	Text            string    // plain input, used when Messages is nil
+	Messages        []Message // chat input
+	MaxOutputTokens int64     // 0 = provider default
+	Stream          bool
+	Metadata        map[string]string
+	TaskID          string // sent as X-Promptq-Task-Id so a provider log can tell duplicates
+}
+
+// Usage is the provider's token count for one response.
+type Usage struct{ InputTokens, OutputTokens, TotalTokens int64 }
+
+// Response is what came back. Header is set as soon as the provider answered
+// (for a stream: when it opened), also when err is non-nil.
+type Response struct {
+	Text       string
+	Usage      *Usage // nil when the provider never reported usage
+	ResponseID string
+	Model      string
+	Header     http.Header
+	StatusCode int
+}
+
+// ErrIncompleteStream is returned when a stream ends without its final event.
+var ErrIncompleteStream = errors.New("provider: stream ended before completion")
+
+// Config configures a Client.
+type Config struct {
+	BaseURL    string        // e.g. https://api.openai.com/v1
+	APIKey     string        // never logged
+	Timeout    time.Duration // per request; 0 = none (the task's context still applies)
+	HTTPClient *http.Client  // optional
+}
+
+// Client sends prompts. It is safe for concurrent use.
+type Client struct {
+	oa openai.Client
+}
+
+// New returns a Client with openai-go's own retries off: asynq owns retries.
+func New(cfg Config) *Client {
+	opts := []option.RequestOption{
+		option.WithBaseURL(cfg.BaseURL),
+		option.WithAPIKey(cfg.APIKey),
+		option.WithMaxRetries(0),
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
+	}
+	if cfg.Timeout > 0 {
+		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
+	}
+	return &Client{oa: openai.NewClient(opts...)}
+}
+
+// Call sends req. onOpen, if not nil, is called with the response headers as
+// soon as they arrive, before a stream's first event.
+func (c *Client) Call(ctx context.Context, req Request, onOpen func(http.Header)) (*Response, error) {
+	var raw *http.Response
+	opts := []option.RequestOption{option.WithResponseInto(&raw)}
+	if req.TaskID != "" {
+		opts = append(opts, option.WithHeader("X-Promptq-Task-Id", req.TaskID))
+	}
+	out := &Response{}
+	opened := func() {
+		if raw != nil && out.Header == nil {
+			out.Header = raw.Header
+			out.StatusCode = raw.StatusCode
+			if onOpen != nil {
+				onOpen(raw.Header)
+			}
+		}
+	}
+	var err error
+	switch {
+	case req.Endpoint == EndpointChat && req.Stream:
+		err = c.chatStream(ctx, req, opts, out, opened)
+	case req.Endpoint == EndpointChat:
+		err = c.chat(ctx, req, opts, out)
+	case req.Stream:
+		err = c.responsesStream(ctx, req, opts, out, opened)
+	default:
+		err = c.responses(ctx, req, opts, out)
+	}
+	opened()
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) && apiErr.Response != nil && out.Header == nil {
+		out.Header = apiErr.Response.Header
+		out.StatusCode = apiErr.StatusCode
+	}
+	return out, err
+}
+
+func (c *Client) responseParams(req Request) responses.ResponseNewParams {
+	p := responses.ResponseNewParams{Model: shared.ResponsesModel(req.Model)}
+	if req.Messages != nil {
+		items := make(responses.ResponseInputParam, 0, len(req.Messages))
+		for _, m := range req.Messages {
+			items = append(items, responses.ResponseInputItemParamOfMessage(m.Content, responses.EasyInputMessageRole(m.Role)))
+		}
+		p.Input = responses.ResponseNewParamsInputUnion{OfInputItemList: items}
+	} else {
+		p.Input = responses.ResponseNewParamsInputUnion{OfString: openai.String(req.Text)}
+	}
+	if req.Instructions != "" {
+		p.Instructions = openai.String(req.Instructions)
+	}
+	if req.MaxOutputTokens > 0 {
+		p.MaxOutputTokens = openai.Int(req.MaxOutputTokens)
+	}
+	if len(req.Metadata) > 0 {
+		p.Metadata = shared.Metadata(req.Metadata)
+	}
+	return p
+}
+
+func (c *Client) responses(ctx context.Context, req Request, opts []option.RequestOption, out *Response) error {
+	resp, err := c.oa.Responses.New(ctx, c.responseParams(req), opts...)
+	if err != nil {
+		return err
+	}
+	fillFromResponse(out, resp)
+	return nil
+}
+
+func fillFromResponse(out *Response, resp *responses.Response) {
+	out.Text = resp.OutputText()
+	out.ResponseID = resp.ID
+	out.Model = resp.Model
+	if resp.JSON.Usage.Valid() {
+		out.Usage = &Usage{resp.Usage.InputTokens, resp.Usage.OutputTokens, resp.Usage.TotalTokens}
+	}
+}
+
+func (c *Client) responsesStream(ctx context.Context, req Request, opts []option.RequestOption, out *Response, opened func()) error {
+	stream := c.oa.Responses.NewStreaming(ctx, c.responseParams(req), opts...)
+	defer stream.Close()
+	opened()
+	var sb strings.Builder
+	completed := false
+	for stream.Next() {
+		ev := stream.Current()
+		switch ev.Type {
+		case "response.output_text.delta":
+			sb.WriteString(ev.Delta)
+		case "response.completed":
+			completed = true
+			fillFromResponse(out, &ev.Response)
+		case "response.failed", "response.incomplete", "error":
+			out.Text = sb.String()
+			return fmt.Errorf("%w: %s event: %s", ErrIncompleteStream, ev.Type, ev.Message)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		out.Text = sb.String()
+		return err
+	}
+	if !completed {
+		out.Text = sb.String()
+		return ErrIncompleteStream
+	}
+	if out.Text == "" {
+		out.Text = sb.String()
+	}
+	return nil
+}
+
+func (c *Client) chatParams(req Request) openai.ChatCompletionNewParams {
+	p := openai.ChatCompletionNewParams{Model: shared.ChatModel(req.Model)}
+	if req.Instructions != "" {
+		p.Messages = append(p.Messages, openai.SystemMessage(req.Instructions))
+	}
+	if req.Messages == nil {
+		p.Messages = append(p.Messages, openai.UserMessage(req.Text))
+	}
+	for _, m := range req.Messages {
+		switch m.Role {
+		case "system":
+			p.Messages = append(p.Messages, openai.SystemMessage(m.Content))
+		case "developer":
+			p.Messages = append(p.Messages, openai.DeveloperMessage(m.Content))
+		case "assistant":
+			p.Messages = append(p.Messages, openai.AssistantMessage(m.Content))
+		default:
+			p.Messages = append(p.Messages, openai.UserMessage(m.Content))
+		}
+	}
+	if req.MaxOutputTokens > 0 {
+		p.MaxCompletionTokens = openai.Int(req.MaxOutputTokens)
+	}
+	if len(req.Metadata) > 0 {
+		p.Metadata = shared.Metadata(req.Metadata)
+	}
+	return p
+}
+
+func (c *Client) chat(ctx context.Context, req Request, opts []option.RequestOption, out *Response) error {
+	resp, err := c.oa.Chat.Completions.New(ctx, c.chatParams(req), opts...)
+	if err != nil {
+		return err
+	}
+	if len(resp.Choices) > 0 {
+		out.Text = resp.Choices[0].Message.Content
+	}
+	out.ResponseID, out.Model = resp.ID, resp.Model
+	if resp.JSON.Usage.Valid() {
+		out.Usage = &Usage{resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.TotalTokens}
+	}
+	return nil
+}
+
+func (c *Client) chatStream(ctx context.Context, req Request, opts []option.RequestOption, out *Response, opened func()) error {
+	p := c.chatParams(req)
+	p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	stream := c.oa.Chat.Completions.NewStreaming(ctx, p, opts...)
+	defer stream.Close()
+	opened()
+	var sb strings.Builder
+	finished := false
+	for stream.Next() {
+		ch := stream.Current()
+		out.ResponseID, out.Model = ch.ID, ch.Model
+		for _, choice := range ch.Choices {
+			sb.WriteString(choice.Delta.Content)
+			if choice.FinishReason != "" {
+				finished = true
+			}
+		}
+		if ch.JSON.Usage.Valid() && ch.Usage.TotalTokens > 0 {
+			out.Usage = &Usage{ch.Usage.PromptTokens, ch.Usage.CompletionTokens, ch.Usage.TotalTokens}
+		}
+	}
+	out.Text = sb.String()
+	if err := stream.Err(); err != nil {
+		return err
+	}
+	if !finished && out.Usage == nil {
+		return ErrIncompleteStream
+	}
+	return nil
+}

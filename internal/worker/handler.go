@@ -1,0 +1,340 @@
+// Package worker is the task handler and the asynq server of one promptq
+// worker replica: it checks the pause gate, reserves quota, calls the
+// provider, settles quota with what the provider said, and stores results.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/quota/backoff"
+	"github.com/promptq/promptq/tasks"
+)
+
+// limiter is the part of *quota.Limiter the handler uses.
+type limiter interface {
+	Reserve(ctx context.Context, account string, cost quota.Cost, estimatedInput int64) (quota.Decision, error)
+	Settle(ctx context.Context, r quota.Reservation, info quota.HeaderInfo, usage *quota.Usage) error
+	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
+}
+
+// gate is the part of *pausegate.Gate the handler uses.
+type gate interface {
+	Local(account string) (pausegate.Record, bool)
+	Pause(ctx context.Context, account string, req pausegate.PauseRequest) (pausegate.Record, error)
+}
+
+// completer sends one prompt to the provider.
+type completer interface {
+	Call(ctx context.Context, req provider.Request, onOpen func(http.Header)) (*provider.Response, error)
+}
+
+var (
+	_ limiter   = (*quota.Limiter)(nil)
+	_ gate      = (*pausegate.Gate)(nil)
+	_ completer = (*provider.Client)(nil)
+)
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	Account string // account whose quota and pause record the handler uses (required)
+	// QuotaControl turns admission control and the pause gate on (default
+	// true in Run; the naive baseline of the benchmark turns it off).
+	QuotaControl bool
+	// MaxInlineWait is the longest quota wait done inside the handler; longer
+	// waits return the task to asynq with that delay (default 2s).
+	MaxInlineWait time.Duration
+	// DefaultMaxOutputTokens is reserved when a task gives no
+	// max_output_tokens (default 4096).
+	DefaultMaxOutputTokens int64
+	// DefaultPause is the pause for quota/auth failures with no resume time
+	// (PAUSE_DURATION_HOURS; default 1h).
+	DefaultPause time.Duration
+	// ManualPausePoll is how soon a task held by an indefinitely paused
+	// account is looked at again (default 5s).
+	ManualPausePoll time.Duration
+	Clock           clock.Clock
+	Logger          zerolog.Logger
+}
+
+const (
+	// MaxInlineWaitDefault is HandlerConfig.MaxInlineWait's default.
+	MaxInlineWaitDefault = 2 * time.Second
+	// DefaultMaxOutputTokensDefault is HandlerConfig.DefaultMaxOutputTokens's default.
+	DefaultMaxOutputTokensDefault = 4096
+	// DefaultPauseDefault is HandlerConfig.DefaultPause's default.
+	DefaultPauseDefault = time.Hour
+)
+
+// Handler processes prompt tasks.
+type Handler struct {
+	cfg    HandlerConfig
+	lim    limiter
+	gate   gate
+	client completer
+	log    zerolog.Logger
+}
+
+// NewHandler returns a handler. lim and g may be nil when QuotaControl is off.
+func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handler {
+	if cfg.MaxInlineWait <= 0 {
+		cfg.MaxInlineWait = MaxInlineWaitDefault
+	}
+	if cfg.DefaultMaxOutputTokens <= 0 {
+		cfg.DefaultMaxOutputTokens = DefaultMaxOutputTokensDefault
+	}
+	if cfg.DefaultPause <= 0 {
+		cfg.DefaultPause = DefaultPauseDefault
+	}
+	if cfg.ManualPausePoll <= 0 {
+		cfg.ManualPausePoll = 5 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
+}
+
+// EstimateInputTokens is the token estimate reserved for a payload's input:
+// a characters/4 estimate plus 4 tokens per message.
+func EstimateInputTokens(p *tasks.Payload) int64 {
+	chars := int64(p.Input.Chars()) + int64(len([]rune(p.Instructions)))
+	msgs := int64(len(p.Input.Messages))
+	if msgs == 0 {
+		msgs = 1
+	}
+	if p.Instructions != "" {
+		msgs++
+	}
+	return (chars+3)/4 + 4*msgs
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
+	taskID, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	log := h.log.With().Str("task_id", taskID).Logger()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error().Interface("panic", r).Msg("handler panic recovered")
+			err = &backoff.Error{Kind: backoff.KindUnknown, Message: fmt.Sprintf("handler panic: %v", r)}
+		}
+	}()
+
+	p, perr := tasks.ParsePayload(t.Payload(), 0)
+	if perr != nil {
+		msg := "malformed payload: " + perr.Error()
+		h.writeResult(t, tasks.Result{Error: msg, ErrorKind: string(backoff.KindInvalid), Attempts: retried + 1})
+		log.Warn().Str("kind", "invalid").Msg(msg)
+		return fmt.Errorf("%s: %w", msg, asynq.SkipRetry)
+	}
+	started := h.cfg.Clock.Now()
+	estIn := EstimateInputTokens(p)
+	maxOut := p.MaxOutputTokens
+	if maxOut <= 0 {
+		maxOut = h.cfg.DefaultMaxOutputTokens
+	}
+
+	var res quota.Reservation
+	if h.cfg.QuotaControl {
+		r, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn)
+		if werr != nil {
+			return werr
+		}
+		res = r
+	}
+
+	req := provider.Request{
+		Endpoint: p.EndpointName(), Model: p.Model, Instructions: p.Instructions,
+		Text: p.Input.Text, MaxOutputTokens: p.MaxOutputTokens, Stream: p.Stream,
+		Metadata: stringMetadata(p.Metadata), TaskID: taskID,
+	}
+	for _, m := range p.Input.Messages {
+		req.Messages = append(req.Messages, provider.Message{Role: m.Role, Content: m.Content})
+	}
+	resp, callErr := h.client.Call(ctx, req, nil)
+	now := h.cfg.Clock.Now()
+	info := quota.ParseHeaders(resp.Header, now)
+
+	if callErr == nil {
+		var usage *quota.Usage
+		if resp.Usage != nil {
+			usage = &quota.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
+		}
+		h.settle(ctx, res, info, usage, false)
+		fin := h.cfg.Clock.Now()
+		r := tasks.Result{
+			ID: p.ID, OutputText: resp.Text, Attempts: retried + 1, Model: resp.Model,
+			Endpoint: p.EndpointName(), ResponseID: resp.ResponseID, Metadata: p.Metadata,
+			StartedAt: &started, FinishedAt: &fin,
+		}
+		if resp.Usage != nil {
+			r.Usage = tasks.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
+		}
+		if err := h.writeResult(t, r); err != nil {
+			return fmt.Errorf("store result: %w", err)
+		}
+		log.Debug().Int64("input_tokens", r.Usage.InputTokens).Int64("output_tokens", r.Usage.OutputTokens).Msg("task completed")
+		return nil
+	}
+
+	if ctx.Err() != nil {
+		// The task itself was cancelled or timed out (or the worker is shutting
+		// down): the provider may have charged it, so keep the reservation.
+		h.settle(context.WithoutCancel(ctx), res, info, nil, false)
+		return fmt.Errorf("task interrupted: %w", callErr)
+	}
+	c := backoff.Classify(callErr, now)
+	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
+	switch c.Kind {
+	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindInvalid:
+		// The provider refused the request before doing any work.
+		h.settle(ctx, res, info, nil, true)
+	default:
+		h.settle(ctx, res, info, nil, false)
+	}
+	if h.cfg.QuotaControl {
+		if until, ok := h.pauseFor(c, now); ok {
+			rec, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: until, Reason: c.Message, Kind: string(c.Kind)})
+			if perr != nil {
+				log.Error().Err(perr).Msg("pause account")
+			} else if c.Kind != backoff.KindRateLimit {
+				log.Warn().Time("until", rec.Until).Msg("account paused")
+			}
+			if c.RetryAfter <= 0 || c.Kind == backoff.KindQuota {
+				c.RetryAfter = max(c.RetryAfter, until.Sub(now))
+			}
+		}
+	}
+	if c.Permanent {
+		h.writeResult(t, tasks.Result{
+			ID: p.ID, Error: c.Error(), ErrorKind: string(c.Kind), Attempts: retried + 1,
+			Model: p.Model, Endpoint: p.EndpointName(), Metadata: p.Metadata, StartedAt: &started, FinishedAt: &now,
+		})
+		log.Warn().Str("error", c.Message).Msg("task failed permanently")
+		return fmt.Errorf("%w: %w", c, asynq.SkipRetry)
+	}
+	if c.Kind == backoff.KindRateLimit {
+		log.Debug().Dur("retry_after", c.RetryAfter).Msg("rate limited")
+	} else {
+		log.Info().Err(callErr).Msg("provider call failed")
+	}
+	return c
+}
+
+// pauseFor says whether a classified failure pauses the account, and until when.
+func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
+	switch c.Kind {
+	case backoff.KindRateLimit:
+		d := c.RetryAfter
+		if d <= 0 {
+			d = time.Second
+		}
+		return now.Add(d), true
+	case backoff.KindQuota, backoff.KindAuth:
+		d := c.RetryAfter
+		if d <= 0 {
+			d = h.cfg.DefaultPause
+		}
+		return now.Add(d), true
+	}
+	return time.Time{}, false
+}
+
+// admit waits for the gate and for quota headroom. It returns a reservation,
+// or an error to hand back to asynq (a *backoff.Wait when the task should
+// come back later without counting as a failure).
+func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quota.Reservation, error) {
+	for {
+		if rec, paused := h.gate.Local(h.cfg.Account); paused {
+			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
+		}
+		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn)
+		switch {
+		case errors.Is(err, quota.ErrCostExceedsLimit):
+			return quota.Reservation{}, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,
+				Message: fmt.Sprintf("request needs %d tokens, more than the account's token limit allows", cost.Tokens)}, asynq.SkipRetry)
+		case err != nil:
+			return quota.Reservation{}, fmt.Errorf("quota reserve: %w", err)
+		case d.OK:
+			return d.Reservation, nil
+		case d.Paused:
+			return quota.Reservation{}, h.pausedWait(d.PausedUntil, "account paused")
+		case d.DailyExhausted:
+			_, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: d.DailyResetAt, Reason: "daily budget threshold reached", Kind: "daily"})
+			if perr != nil {
+				h.log.Error().Err(perr).Msg("pause for daily budget")
+			}
+			return quota.Reservation{}, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
+		case d.Wait > h.cfg.MaxInlineWait:
+			return quota.Reservation{}, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
+		}
+		t := time.NewTimer(max(d.Wait, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return quota.Reservation{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (h *Handler) pausedWait(until time.Time, reason string) error {
+	if until.IsZero() {
+		return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "paused: " + reason}
+	}
+	return &backoff.Wait{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
+}
+
+func (h *Handler) settle(ctx context.Context, res quota.Reservation, info quota.HeaderInfo, usage *quota.Usage, refund bool) {
+	if !h.cfg.QuotaControl || res.ID == "" {
+		return
+	}
+	var err error
+	if refund {
+		err = h.lim.Refund(ctx, res, info)
+	} else {
+		err = h.lim.Settle(ctx, res, info, usage)
+	}
+	if err != nil {
+		h.log.Error().Err(err).Msg("quota settle")
+	}
+}
+
+func (h *Handler) writeResult(t *asynq.Task, r tasks.Result) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if w := t.ResultWriter(); w != nil {
+		_, err = w.Write(data)
+	}
+	return err
+}
+
+func stringMetadata(m map[string]any) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			out[k] = s
+			continue
+		}
+		b, _ := json.Marshal(v)
+		out[k] = string(b)
+	}
+	return out
+}

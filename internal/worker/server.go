@@ -1,0 +1,150 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/quota/backoff"
+	"github.com/promptq/promptq/tasks"
+)
+
+// Config configures one worker replica.
+type Config struct {
+	Redis       asynq.RedisConnOpt    // asynq's connection (required)
+	RDB         redis.UniversalClient // promptq's own scripts (required)
+	Queues      map[string]int        // queue -> priority (default critical=6,default=3,low=1)
+	Concurrency int                   // tasks processed at once (default 10)
+	// DelayedTaskCheckInterval is how often due retries move back to pending
+	// (default 500ms; asynq's own default of 5s idles quota that is free).
+	DelayedTaskCheckInterval time.Duration
+	ShutdownTimeout          time.Duration // in-flight tasks get this long on SIGTERM (default 30s)
+	Handler                  HandlerConfig
+	Provider                 provider.Config
+	Quota                    quota.Config
+	Gate                     pausegate.Config
+	Logger                   zerolog.Logger
+}
+
+// QueuesDefault is the default queue set, highest priority first.
+var QueuesDefault = map[string]int{"critical": 6, "default": 3, "low": 1}
+
+// Worker is one running replica.
+type Worker struct {
+	srv  *asynq.Server
+	gate *pausegate.Gate
+	insp *asynq.Inspector
+	log  zerolog.Logger
+}
+
+// Start starts the asynq server, the pause gate's watcher and the handler.
+// It returns once the server is taking tasks; Stop ends it.
+func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	if len(cfg.Queues) == 0 {
+		cfg.Queues = QueuesDefault
+	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
+	cfg.DelayedTaskCheckInterval = cmp.Or(cfg.DelayedTaskCheckInterval, 500*time.Millisecond)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
+	if cfg.Handler.Clock == nil {
+		cfg.Handler.Clock = clock.Real{}
+	}
+	log := cfg.Logger.With().Str("component", "worker").Str("account", cfg.Handler.Account).Logger()
+	cfg.Handler.Logger = cfg.Logger.With().Str("account", cfg.Handler.Account).Logger()
+
+	insp := asynq.NewInspector(cfg.Redis)
+	var (
+		lim *quota.Limiter
+		g   *pausegate.Gate
+		err error
+	)
+	if cfg.Handler.QuotaControl {
+		if lim, err = quota.New(cfg.RDB, cfg.Quota); err != nil {
+			return nil, err
+		}
+		gcfg := cfg.Gate
+		gcfg.Queues = insp
+		gcfg.Logger = cfg.Logger.With().Str("component", "pausegate").Str("account", cfg.Handler.Account).Logger()
+		if g, err = pausegate.New(cfg.RDB, gcfg); err != nil {
+			return nil, err
+		}
+		if err := g.Register(ctx, cfg.Handler.Account, queueNames(cfg.Queues)); err != nil {
+			return nil, fmt.Errorf("register account with Redis: %w", err)
+		}
+		cfg.Handler.DefaultPause = gcfg.WithDefaults().DefaultPause
+		go func() {
+			if err := g.Run(ctx, cfg.Handler.Account); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error().Err(err).Msg("pause gate stopped")
+			}
+		}()
+	}
+	h := NewHandler(cfg.Handler, lim, g, provider.New(cfg.Provider))
+	if !cfg.Handler.QuotaControl {
+		h.lim, h.gate = nil, nil
+	}
+	srv := asynq.NewServer(cfg.Redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   cfg.Queues,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+			return backoff.RetryDelay(n, err)
+		},
+		IsFailure: backoff.IsFailure,
+		Logger:    asynqLogger{cfg.Logger.With().Str("component", "asynq").Logger()},
+		LogLevel:  asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypePrompt, h)
+	if err := srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("start asynq server: %w", err)
+	}
+	log.Info().Int("concurrency", cfg.Concurrency).Strs("queues", queueNames(cfg.Queues)).Bool("quota_control", cfg.Handler.QuotaControl).Msg("worker started")
+	return &Worker{srv: srv, gate: g, insp: insp, log: log}, nil
+}
+
+// Stop stops taking tasks and waits for in-flight ones (up to the shutdown timeout).
+func (w *Worker) Stop() {
+	w.srv.Shutdown()
+	_ = w.insp.Close()
+	w.log.Info().Msg("worker stopped")
+}
+
+func queueNames(q map[string]int) []string {
+	names := make([]string, 0, len(q))
+	for n := range q {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return q[names[i]] > q[names[j]] || (q[names[i]] == q[names[j]] && names[i] < names[j])
+	})
+	return names
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// asynqLogger adapts zerolog to asynq.Logger.
+type asynqLogger struct{ l zerolog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Fatal().Msg(fmt.Sprint(args...)) }

@@ -1,0 +1,513 @@
+package pausegate
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/promptq/promptq/internal/keys"
+)
+
+var (
+	//go:embed lua/pause.lua
+	pauseLua    string
+	pauseScript = redis.NewScript(pauseLua)
+
+	//go:embed lua/clear.lua
+	clearLua    string
+	clearScript = redis.NewScript(clearLua)
+
+	//go:embed lua/done.lua
+	doneLua    string
+	doneScript = redis.NewScript(doneLua)
+)
+
+// Gate is the cluster-wide pause switch of promptq accounts. One Gate per
+// worker process; all gates share state through Redis.
+type Gate struct {
+	rdb redis.UniversalClient
+	cfg Config
+	log zerolog.Logger
+
+	mu      sync.Mutex
+	local   map[string]Record // last known record per account (from Run, Tick, Check, Pause)
+	changed chan struct{}     // closed and replaced whenever local changes
+
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// PauseRequest asks for a pause.
+type PauseRequest struct {
+	// Until is when work may resume. Zero means indefinite for KindManual and
+	// now + Config.DefaultPause for every other kind.
+	Until  time.Time
+	Reason string
+	Kind   string // required, e.g. KindQuota or KindManual
+}
+
+// New returns a Gate using rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Gate, error) {
+	if rdb == nil {
+		return nil, errors.New("pausegate: nil Redis client")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Gate{
+		rdb:     rdb,
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "pausegate").Logger(),
+		local:   make(map[string]Record),
+		changed: make(chan struct{}),
+		ready:   make(chan struct{}),
+	}, nil
+}
+
+// Register records that this worker consumes queues for account, so that
+// pauses of the account pause those asynq queues, and lists the account for
+// ResumeAll.
+func (g *Gate) Register(ctx context.Context, account string, queues []string) error {
+	if err := keys.ValidateAccount(account); err != nil {
+		return err
+	}
+	if len(queues) > 0 {
+		if err := g.rdb.SAdd(ctx, keys.Queues(account), toAny(queues)...).Err(); err != nil {
+			return fmt.Errorf("pausegate: register queues: %w", err)
+		}
+	}
+	if err := g.rdb.SAdd(ctx, keys.Accounts(), account).Err(); err != nil {
+		return fmt.Errorf("pausegate: register account: %w", err)
+	}
+	return nil
+}
+
+// Pause pauses account everywhere, or extends its current pause: the later
+// until wins and an indefinite pause beats any finite one, so a pause is never
+// shortened (end one with Resume). It returns the effective record. Pauses
+// longer than Config.ShortPause also pause the account's asynq queues.
+func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Record, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return Record{}, err
+	}
+	if req.Kind == "" {
+		return Record{}, errors.New("pausegate: PauseRequest.Kind is empty")
+	}
+	now := g.cfg.Clock.Now()
+	var untilMs int64
+	switch {
+	case !req.Until.IsZero():
+		untilMs = req.Until.UnixMilli()
+	case req.Kind != KindManual:
+		untilMs = now.Add(g.cfg.DefaultPause).UnixMilli()
+	}
+	res, err := pauseScript.Run(ctx, g.rdb, []string{keys.Pause(account)},
+		untilMs, req.Reason, req.Kind, g.cfg.SetBy, now.UnixMilli(), RecordGrace.Milliseconds()).StringSlice()
+	if err != nil {
+		return Record{}, fmt.Errorf("pausegate: pause %s: %w", account, err)
+	}
+	rec, _, _ := recordFromFields(account, map[string]string{
+		"until": res[0], "reason": res[1], "kind": res[2], "set_by": res[3], "set_at": res[4],
+	})
+	changed := res[5] == "1"
+	g.setLocal(account, rec)
+	if changed {
+		g.log.Info().Str("account", account).Str("kind", rec.Kind).Str("reason", rec.Reason).
+			Time("until", rec.Until).Msg("account paused")
+		g.publish(ctx, account, Event{Type: EventPause, UntilMs: rec.untilMs(), Reason: rec.Reason, Kind: rec.Kind})
+	}
+	if rec.Remaining(now) > g.cfg.ShortPause {
+		if err := g.pauseQueues(ctx, account); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
+
+// Check reads account's pause record from Redis and reports whether it is
+// active now. It also refreshes the local view.
+func (g *Gate) Check(ctx context.Context, account string) (Record, bool, error) {
+	rec, _, err := g.read(ctx, account)
+	if err != nil {
+		return Record{}, false, err
+	}
+	g.setLocal(account, rec)
+	return rec, rec.Active(g.cfg.Clock.Now()), nil
+}
+
+// Allow returns nil when account may start a request, or a *PausedError
+// (matching ErrPaused) when it is paused. It reads Redis.
+func (g *Gate) Allow(ctx context.Context, account string) error {
+	rec, active, err := g.Check(ctx, account)
+	if err != nil || !active {
+		return err
+	}
+	return &PausedError{Record: rec, RetryAfter: rec.Remaining(g.cfg.Clock.Now())}
+}
+
+// Local reports account's pause from the in-memory view kept by Run, Tick,
+// Check and Pause, without a Redis round trip. An account never seen is
+// reported as not paused.
+func (g *Gate) Local(account string) (Record, bool) {
+	g.mu.Lock()
+	rec := g.local[account]
+	g.mu.Unlock()
+	return rec, rec.Active(g.cfg.Clock.Now())
+}
+
+// Notify returns a channel that is closed at the next change of the local
+// view (any account). Take it before reading Local, then select on it next to
+// your timer; take a new one after it fires. Nothing needs releasing.
+func (g *Gate) Notify() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.changed
+}
+
+// Ready returns a channel closed once Run has subscribed to the event
+// channels and made its first Tick.
+func (g *Gate) Ready() <-chan struct{} { return g.ready }
+
+// Resume ends account's pause at once (manual resume): it deletes the record
+// whatever it holds, unpauses the account's queues and announces the resume.
+// It reports whether anything was paused (an active record or a paused queue).
+func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return false, err
+	}
+	rec, _, err := g.read(ctx, account)
+	if err != nil {
+		return false, err
+	}
+	if err := g.rdb.Del(ctx, keys.Pause(account)).Err(); err != nil {
+		return false, fmt.Errorf("pausegate: resume %s: %w", account, err)
+	}
+	unpaused, err := g.unpauseQueues(ctx, account)
+	was := rec.Active(g.cfg.Clock.Now()) || unpaused > 0
+	g.setLocal(account, Record{})
+	if was {
+		g.log.Info().Str("account", account).Int("queues_unpaused", unpaused).Msg("account resumed manually")
+		g.publish(ctx, account, Event{Type: EventResume})
+	}
+	return was, err
+}
+
+// ResumeAll resumes every registered account that is paused (by its record
+// or by a paused queue) and returns their names.
+func (g *Gate) ResumeAll(ctx context.Context) ([]string, error) {
+	accounts, err := g.rdb.SMembers(ctx, keys.Accounts()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("pausegate: list accounts: %w", err)
+	}
+	var resumed []string
+	var errs []error
+	for _, a := range accounts {
+		was, err := g.Resume(ctx, a)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if was {
+			resumed = append(resumed, a)
+		}
+	}
+	return resumed, errors.Join(errs...)
+}
+
+// Tick is one round of the periodic check for account. An expired record is
+// cleared by exactly one gate (compare-and-clear on the until it read), which
+// then unpauses the queues and announces the resume. While a long pause is
+// active, Tick makes sure the queues are paused (covering a gate that died
+// between writing the record and pausing them). It refreshes the local view.
+func (g *Gate) Tick(ctx context.Context, account string) error {
+	rec, rawUntil, err := g.read(ctx, account)
+	if err != nil {
+		return err
+	}
+	g.setLocal(account, rec)
+	if !rec.present {
+		return nil
+	}
+	now := g.cfg.Clock.Now()
+	if rec.Active(now) {
+		if rec.Remaining(now) > g.cfg.ShortPause {
+			return g.pauseQueues(ctx, account)
+		}
+		return nil
+	}
+	won, err := g.autoResume(ctx, account, rawUntil, now)
+	if err != nil || !won {
+		return err
+	}
+	g.log.Info().Str("account", account).Str("kind", rec.Kind).Msg("pause expired, account resumed")
+	return nil
+}
+
+// autoResume claims the expired record holding rawUntil and, if this gate
+// wins, unpauses the queues, deletes the record and publishes the resume.
+func (g *Gate) autoResume(ctx context.Context, account, rawUntil string, now time.Time) (bool, error) {
+	token := g.cfg.SetBy + ":" + randHex()
+	won, err := clearScript.Run(ctx, g.rdb, []string{keys.Pause(account)},
+		rawUntil, now.UnixMilli(), token, ClaimLease.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("pausegate: clear %s: %w", account, err)
+	}
+	if won != 1 {
+		return false, nil
+	}
+	if _, err := g.unpauseQueues(ctx, account); err != nil {
+		// The claim stays; another gate retries after ClaimLease.
+		return true, err
+	}
+	deleted, err := doneScript.Run(ctx, g.rdb, []string{keys.Pause(account)}, token).Int()
+	if err != nil {
+		return true, fmt.Errorf("pausegate: finish resume %s: %w", account, err)
+	}
+	if deleted != 1 {
+		// A new pause replaced the record while we unpaused: put its queues
+		// back if it is long.
+		rec, _, err := g.read(ctx, account)
+		if err != nil {
+			return true, err
+		}
+		g.setLocal(account, rec)
+		if rec.Remaining(g.cfg.Clock.Now()) > g.cfg.ShortPause {
+			return true, g.pauseQueues(ctx, account)
+		}
+		return true, nil
+	}
+	g.publish(ctx, account, Event{Type: EventResume})
+	return true, nil
+}
+
+// Run keeps the local view of accounts current until ctx is done: it
+// subscribes to their event channels, re-reads a record on each message and
+// calls Tick for every account at start and every Config.CheckInterval. It
+// returns nil when ctx is cancelled.
+func (g *Gate) Run(ctx context.Context, accounts ...string) error {
+	channels := make([]string, len(accounts))
+	byChannel := make(map[string]string, len(accounts))
+	for i, a := range accounts {
+		if err := keys.ValidateAccount(a); err != nil {
+			return err
+		}
+		channels[i] = keys.Events(a)
+		byChannel[channels[i]] = a
+	}
+	ps := g.rdb.Subscribe(ctx, channels...)
+	defer ps.Close()
+	if len(channels) > 0 {
+		// Wait for the subscription so no event published after Ready is lost.
+		if _, err := ps.Receive(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pausegate: subscribe: %w", err)
+		}
+	}
+	msgs := ps.Channel()
+
+	tickAll := func() {
+		for _, a := range accounts {
+			if err := g.Tick(ctx, a); err != nil && ctx.Err() == nil {
+				g.log.Warn().Err(err).Str("account", a).Msg("pause check failed")
+			}
+		}
+	}
+	tickAll()
+	g.readyOnce.Do(func() { close(g.ready) })
+
+	ticker := time.NewTicker(g.cfg.CheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			tickAll()
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			g.onMessage(ctx, byChannel[m.Channel], m.Payload)
+		}
+	}
+}
+
+// onMessage refreshes account's local view after an event. The record is
+// re-read from Redis (events from several publishers may arrive out of
+// order); if that fails the payload is used.
+func (g *Gate) onMessage(ctx context.Context, account, payload string) {
+	if account == "" {
+		return
+	}
+	if _, _, err := g.Check(ctx, account); err == nil {
+		return
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(payload), &ev); err != nil {
+		g.log.Warn().Err(err).Str("account", account).Msg("bad pause event")
+		return
+	}
+	rec := Record{}
+	if ev.Type == EventPause {
+		rec = Record{Account: account, Reason: ev.Reason, Kind: ev.Kind, present: true}
+		if ev.UntilMs != 0 {
+			rec.Until = time.UnixMilli(ev.UntilMs)
+		}
+	}
+	g.setLocal(account, rec)
+}
+
+// Status describes an account's pause for admin tools.
+type Status struct {
+	Record    Record
+	Active    bool
+	Remaining time.Duration // 0 when inactive, Indefinite when without end
+	Queues    []string      // queues registered for the account
+	// PausedQueues lists the paused queues among Queues; nil unless
+	// Config.Queues implements QueueStater.
+	PausedQueues []string
+}
+
+// Status reports account's pause as stored in Redis.
+func (g *Gate) Status(ctx context.Context, account string) (Status, error) {
+	rec, active, err := g.Check(ctx, account)
+	if err != nil {
+		return Status{}, err
+	}
+	qs, err := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
+	if err != nil {
+		return Status{}, fmt.Errorf("pausegate: list queues: %w", err)
+	}
+	st := Status{Record: rec, Active: active, Remaining: rec.Remaining(g.cfg.Clock.Now()), Queues: qs}
+	if s, ok := g.cfg.Queues.(QueueStater); ok {
+		st.PausedQueues = []string{}
+		for _, q := range qs {
+			p, err := s.QueuePaused(q)
+			if err != nil {
+				return st, fmt.Errorf("pausegate: queue %s state: %w", q, err)
+			}
+			if p {
+				st.PausedQueues = append(st.PausedQueues, q)
+			}
+		}
+	}
+	return st, nil
+}
+
+// read returns account's record (zero when none) and its raw until field.
+func (g *Gate) read(ctx context.Context, account string) (Record, string, error) {
+	f, err := g.rdb.HGetAll(ctx, keys.Pause(account)).Result()
+	if err != nil {
+		return Record{}, "", fmt.Errorf("pausegate: read %s: %w", account, err)
+	}
+	rec, raw, ok := recordFromFields(account, f)
+	if !ok && len(f) > 0 {
+		g.log.Warn().Str("account", account).Str("until", raw).Msg("unreadable pause record ignored")
+	}
+	return rec, raw, nil
+}
+
+// setLocal stores rec as account's local view and wakes Notify waiters if
+// it changed.
+func (g *Gate) setLocal(account string, rec Record) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, seen := g.local[account]
+	if seen && old.present == rec.present && old.Until.Equal(rec.Until) && old.Kind == rec.Kind && old.Reason == rec.Reason {
+		return
+	}
+	if !seen && !rec.present {
+		g.local[account] = rec
+		return
+	}
+	g.local[account] = rec
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+func (g *Gate) publish(ctx context.Context, account string, ev Event) {
+	b, _ := json.Marshal(ev)
+	if err := g.rdb.Publish(ctx, keys.Events(account), b).Err(); err != nil {
+		// Not fatal: every gate's Tick picks the change up within CheckInterval.
+		g.log.Warn().Err(err).Str("account", account).Msg("publish pause event failed")
+	}
+}
+
+// pauseQueues pauses every queue registered for account.
+func (g *Gate) pauseQueues(ctx context.Context, account string) error {
+	if g.cfg.Queues == nil {
+		return nil
+	}
+	qs, err := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
+	if err != nil {
+		return fmt.Errorf("pausegate: list queues: %w", err)
+	}
+	var errs []error
+	for _, q := range qs {
+		if err := g.cfg.Queues.PauseQueue(q); err != nil && !isAlready(err, "is already paused") {
+			errs = append(errs, fmt.Errorf("pausegate: pause queue %s: %w", q, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unpauseQueues unpauses every queue registered for account and returns how
+// many were actually paused.
+func (g *Gate) unpauseQueues(ctx context.Context, account string) (int, error) {
+	if g.cfg.Queues == nil {
+		return 0, nil
+	}
+	qs, err := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("pausegate: list queues: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, q := range qs {
+		err := g.cfg.Queues.UnpauseQueue(q)
+		switch {
+		case err == nil:
+			n++
+		case !isAlready(err, "is not paused"):
+			errs = append(errs, fmt.Errorf("pausegate: unpause queue %s: %w", q, err))
+		}
+	}
+	if n > 0 {
+		g.log.Info().Str("account", account).Int("queues", n).Msg("queues unpaused")
+	}
+	return n, errors.Join(errs...)
+}
+
+// isAlready reports whether err is asynq's "already paused"/"not paused"
+// error. asynq v0.26.0 returns plain fmt.Errorf values for these
+// (internal/rdb Pause/Unpause: `queue "q" is already paused`, `queue "q" is
+// not paused`), so the text is all there is to match.
+func isAlready(err error, phrase string) bool {
+	return strings.Contains(err.Error(), phrase)
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func randHex() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,141 @@
+package backoff
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// DefaultJitter is the jitter RetryDelay applies: ±10% of the delay.
+const DefaultJitter = 0.1
+
+// Policy is the exponential backoff range of one Kind: the first retry waits
+// about Base, each later one twice as long, never more than Cap (unless the
+// provider asked for longer).
+type Policy struct {
+	Base, Cap time.Duration
+}
+
+// DefaultPolicy returns the backoff range for a kind; see the package doc for
+// the table. An unrecognised kind gets KindUnknown's policy.
+func DefaultPolicy(kind Kind) Policy {
+	switch kind {
+	case KindRateLimit, KindNetwork:
+		return Policy{Base: time.Second, Cap: time.Minute}
+	case KindQuota:
+		return Policy{Base: 5 * time.Minute, Cap: time.Hour}
+	case KindServer:
+		return Policy{Base: time.Second, Cap: 30 * time.Second}
+	case KindInvalid, KindAuth:
+		// Permanent: normally never retried; a sane range in case they are.
+		return Policy{Base: time.Second, Cap: time.Minute}
+	default:
+		return Policy{Base: 2 * time.Second, Cap: 5 * time.Minute}
+	}
+}
+
+// ComputeBackoff returns how long to wait before retry number attempt (0 is
+// the first retry): base*2^attempt capped at cap, jittered by ±jitter (0..1)
+// as d*(1+jitter*(2r-1)) with r uniform in [0,1), then kept within
+// [retryAfter, max(cap, retryAfter)]. A provider's retryAfter is therefore
+// always honoured, even beyond cap; without one the result never exceeds cap.
+// A base or cap <= 0 takes the value from DefaultPolicy(kind). Negative
+// attempts count as 0; huge ones saturate at cap.
+func ComputeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration, jitter float64) time.Duration {
+	return computeBackoff(attempt, kind, retryAfter, base, cap, jitter, rand.Float64())
+}
+
+// computeBackoff is ComputeBackoff with the random draw r given, for tests.
+func computeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration, jitter, r float64) time.Duration {
+	p := DefaultPolicy(kind)
+	if base <= 0 {
+		base = p.Base
+	}
+	if cap <= 0 {
+		cap = p.Cap
+	}
+	base = min(base, cap)
+	d := base
+	for i := 0; i < attempt && d < cap; i++ {
+		if d > cap/2 {
+			d = cap
+			break
+		}
+		d *= 2
+	}
+	d = min(d, cap)
+
+	if math.IsNaN(jitter) || jitter < 0 {
+		jitter = 0
+	}
+	jitter = min(jitter, 1)
+	f := float64(d) * (1 + jitter*(2*r-1))
+
+	lo := max(retryAfter, 0)
+	hi := max(cap, lo)
+	switch {
+	case f >= float64(hi):
+		return hi
+	case f <= float64(lo):
+		return lo
+	}
+	return time.Duration(f)
+}
+
+// RetryDelay is what asynq's RetryDelayFunc calls (attempt is asynq's retry
+// count, 0 for the first retry):
+//   - a *Wait waits exactly its Delay;
+//   - an *Error backs off with DefaultPolicy(kind), DefaultJitter and its
+//     RetryAfter;
+//   - any other error backs off with KindUnknown's policy.
+//
+// The result is rounded up to whole seconds (minimum 1s) because asynq
+// schedules retries at one-second precision and would otherwise run a task
+// up to a second before a provider's retry-after.
+func RetryDelay(attempt int, err error) time.Duration {
+	var w *Wait
+	if errors.As(err, &w) && w != nil {
+		return ceilSecond(w.Delay)
+	}
+	kind, after := KindUnknown, time.Duration(0)
+	var e *Error
+	if errors.As(err, &e) && e != nil {
+		kind, after = e.Kind, e.RetryAfter
+	}
+	p := DefaultPolicy(kind)
+	return ceilSecond(ComputeBackoff(attempt, kind, after, p.Base, p.Cap, DefaultJitter))
+}
+
+// ceilSecond rounds d up to a whole number of seconds, at least one.
+func ceilSecond(d time.Duration) time.Duration {
+	if d <= time.Second {
+		return time.Second
+	}
+	if r := d % time.Second; r != 0 {
+		if d > math.MaxInt64-time.Second {
+			return d - r
+		}
+		d += time.Second - r
+	}
+	return d
+}
+
+// IsFailure is what asynq's IsFailure option calls: false for a *Wait and for
+// an *Error of kind rate_limit or quota (waiting on the provider is not the
+// task's fault, so it must not eat the task's retry budget), true for any
+// other error, false for nil.
+func IsFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	var w *Wait
+	if errors.As(err, &w) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) && e != nil && (e.Kind == KindRateLimit || e.Kind == KindQuota) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,125 @@
+package backoff
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kind says what sort of failure a provider call met; it picks the backoff
+// policy and whether the failure counts against the task.
+type Kind string
+
+// The kinds of failure Classify tells apart.
+const (
+	// KindRateLimit: the provider's per-minute request or token limit was hit
+	// (429). Not a failure of the task: it waits and retries.
+	KindRateLimit Kind = "rate_limit"
+	// KindQuota: the account is out of credit or over a spending limit
+	// (insufficient_quota, billing codes, 402). Not a failure of the task;
+	// retried after a long wait, typically behind a pause of the account.
+	KindQuota Kind = "quota"
+	// KindServer: the provider failed (5xx, 529 overloaded, 409 conflict).
+	KindServer Kind = "server"
+	// KindNetwork: no usable answer came back (dial error, reset, timeout,
+	// cut or errored stream, cancelled context). The outcome is unknown.
+	KindNetwork Kind = "network"
+	// KindInvalid: the request itself is wrong (400, 404, 413, 422...).
+	// Permanent: retrying cannot help.
+	KindInvalid Kind = "invalid"
+	// KindAuth: the key is missing, wrong or not allowed (401, 403). Permanent.
+	KindAuth Kind = "auth"
+	// KindUnknown: anything Classify does not recognise.
+	KindUnknown Kind = "unknown"
+)
+
+// MaxMessageBytes is the longest provider message an Error keeps.
+const MaxMessageBytes = 500
+
+// Error is a classified provider failure returned by the worker's handler.
+// Find it with errors.As.
+type Error struct {
+	Kind Kind
+	// RetryAfter is how long the provider asked us to wait; 0 when it gave
+	// no figure.
+	RetryAfter time.Duration
+	// Permanent is true when retrying the same request cannot succeed
+	// (invalid, auth); the worker then skips asynq's retries.
+	Permanent bool
+	// StatusCode is the HTTP status of the provider's answer, 0 when none.
+	StatusCode int
+	// Code is the provider's error code ("rate_limit_exceeded"), or its
+	// error type when it gave no code.
+	Code string
+	// Message is the provider's human-readable message, at most
+	// MaxMessageBytes long, for task results. It is kept out of Error()
+	// because providers sometimes echo part of the request or key in it.
+	Message string
+	// Err is the underlying error.
+	Err error
+}
+
+// Error summarises the failure for logs: kind, status, code, retry-after and,
+// for errors without an HTTP status, the underlying error.
+func (e *Error) Error() string {
+	if e == nil {
+		return "backoff: <nil>"
+	}
+	var b strings.Builder
+	b.WriteString(string(e.Kind))
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": status %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.Code)
+	}
+	if e.StatusCode == 0 && e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Permanent {
+		b.WriteString(", permanent")
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, ", retry after %v", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// Wait is not a failure: "come back after Delay" (quota headroom, pause
+// gate). The worker returns it so asynq re-schedules the task without
+// counting a failed attempt.
+type Wait struct {
+	Delay  time.Duration
+	Reason string // human readable, e.g. "tokens bucket empty"
+}
+
+// Error describes the wait.
+func (w *Wait) Error() string {
+	if w == nil {
+		return "wait"
+	}
+	if w.Reason == "" {
+		return fmt.Sprintf("wait %v", w.Delay)
+	}
+	return fmt.Sprintf("wait %v: %s", w.Delay, w.Reason)
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

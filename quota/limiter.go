@@ -1,0 +1,346 @@
+package quota
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults filled in by Config.WithDefaults.
+const (
+	ThresholdDefault      = 0.8
+	ReservationTTLDefault = 10 * time.Minute
+	BurstDefault          = 60 * time.Second
+)
+
+// dayTTL is how long a day's counters outlive their last write: long enough
+// for `promptq status` to show yesterday, short enough not to pile up.
+const dayTTL = 48 * time.Hour
+
+// Config configures a Limiter. The zero value is usable: no configured caps,
+// no daily budget, limits learned from the provider's headers.
+type Config struct {
+	// Clock tells the time that reaches the scripts. Default clock.Real{}.
+	Clock clock.Clock
+	// RPM and TPM are configured per-minute caps (0 = none). They cap learned
+	// limits and are what the limiter serves before the first response.
+	RPM, TPM int64
+	// DailyRequests and DailyTokens are daily budgets (0 = none).
+	DailyRequests, DailyTokens int64
+	// Threshold is the fraction of a daily budget at which the account stops
+	// for the day: 0 < Threshold <= 1. Default ThresholdDefault (0.8).
+	Threshold float64
+	// Location is the zone whose midnight starts a new budget day. Default UTC.
+	Location *time.Location
+	// ReservationTTL is how long a reservation may stay in flight before it
+	// is dropped (its debit kept). Default ReservationTTLDefault (10m).
+	ReservationTTL time.Duration
+	// Burst is the capacity of a configured bucket, as refill time: RPM=600
+	// with Burst=10s holds 100 requests. Learned limits always use 60s, as
+	// OpenAI does. Default BurstDefault (60s); 1s to 1h.
+	Burst time.Duration
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	c.Threshold = cmp.Or(c.Threshold, ThresholdDefault)
+	c.Location = cmp.Or(c.Location, time.UTC)
+	c.ReservationTTL = cmp.Or(c.ReservationTTL, ReservationTTLDefault)
+	c.Burst = cmp.Or(c.Burst, BurstDefault)
+	return c
+}
+
+// Validate reports the first field that is out of range. Call it on a
+// config that went through WithDefaults.
+func (c Config) Validate() error {
+	switch {
+	case c.Clock == nil:
+		return errors.New("quota: Clock must be set")
+	case c.Location == nil:
+		return errors.New("quota: Location must be set")
+	case c.RPM < 0:
+		return fmt.Errorf("quota: RPM %d: must be >= 0 (0 = no cap)", c.RPM)
+	case c.TPM < 0:
+		return fmt.Errorf("quota: TPM %d: must be >= 0 (0 = no cap)", c.TPM)
+	case c.DailyRequests < 0:
+		return fmt.Errorf("quota: DailyRequests %d: must be >= 0 (0 = no budget)", c.DailyRequests)
+	case c.DailyTokens < 0:
+		return fmt.Errorf("quota: DailyTokens %d: must be >= 0 (0 = no budget)", c.DailyTokens)
+	case !(c.Threshold > 0 && c.Threshold <= 1):
+		return fmt.Errorf("quota: Threshold %v: must be in (0, 1]", c.Threshold)
+	case c.ReservationTTL < time.Second || c.ReservationTTL > 24*time.Hour:
+		return fmt.Errorf("quota: ReservationTTL %v: must be between 1s and 24h", c.ReservationTTL)
+	case c.Burst < time.Second || c.Burst > time.Hour:
+		return fmt.Errorf("quota: Burst %v: must be between 1s and 1h", c.Burst)
+	}
+	return nil
+}
+
+// Cost is what one request counts against the provider's limits at
+// admission: OpenAI counts 1 request and input tokens + max_output_tokens.
+type Cost struct {
+	Requests, Tokens int64
+}
+
+// Usage is what a finished request actually used, from the response body.
+type Usage struct {
+	InputTokens, OutputTokens, TotalTokens int64
+}
+
+// total is TotalTokens, or input+output when the provider left it out.
+func (u Usage) total() int64 { return max(u.TotalTokens, u.InputTokens+u.OutputTokens) }
+
+// Reservation is an admitted request's claim on the buckets. Pass it to
+// exactly one of Settle or Refund when the provider has answered.
+type Reservation struct {
+	Account        string
+	ID             string
+	Cost           Cost
+	At             time.Time // when it was admitted (ms precision)
+	EstimatedInput int64     // input tokens estimated before the call (0 = no estimate)
+}
+
+// member is the reservation's entry in the in-flight set: id:requests:tokens:at_ms.
+func (r Reservation) member() string {
+	return r.ID + ":" + strconv.FormatInt(r.Cost.Requests, 10) + ":" +
+		strconv.FormatInt(r.Cost.Tokens, 10) + ":" + strconv.FormatInt(r.At.UnixMilli(), 10)
+}
+
+// Decision is Reserve's answer.
+type Decision struct {
+	// OK means the request may be sent now; Reservation is then valid.
+	OK          bool
+	Reservation Reservation
+	// Wait is, when !OK and neither paused nor exhausted, how long until the
+	// cost fits (if nobody else takes the capacity first).
+	Wait time.Duration
+	// Paused means a pause record is active; PausedUntil is its end (zero =
+	// indefinite, until someone resumes the account).
+	Paused      bool
+	PausedUntil time.Time
+	// DailyExhausted means the daily budget threshold is crossed; the budget
+	// resets at DailyResetAt, the next midnight in Config.Location.
+	DailyExhausted bool
+	DailyResetAt   time.Time
+}
+
+// ErrCostExceedsLimit is returned by Reserve for a cost that can never fit:
+// more tokens (or requests) than the bucket holds when full.
+var ErrCostExceedsLimit = errors.New("quota: request cost exceeds the account's limit")
+
+//go:embed lua/bucket.lua
+var bucketLua string
+
+//go:embed lua/reserve.lua
+var reserveLua string
+
+//go:embed lua/settle.lua
+var settleLua string
+
+//go:embed lua/snapshot.lua
+var snapshotLua string
+
+//go:embed lua/throttle.lua
+var throttleLua string
+
+var (
+	reserveScript  = redis.NewScript(bucketLua + reserveLua)
+	settleScript   = redis.NewScript(bucketLua + settleLua)
+	snapshotScript = redis.NewScript(snapshotLua)
+	throttleScript = redis.NewScript(throttleLua)
+)
+
+// Limiter admits requests so that all workers of an account, on any host,
+// together stay at the provider's limits. It is safe for concurrent use; all
+// state lives in Redis.
+type Limiter struct {
+	rdb redis.Scripter
+	cfg Config
+}
+
+// New returns a Limiter using rdb and cfg (defaults filled in).
+func New(rdb redis.Scripter, cfg Config) (*Limiter, error) {
+	if rdb == nil {
+		return nil, errors.New("quota: nil Redis client")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Limiter{rdb: rdb, cfg: cfg}, nil
+}
+
+// date is the budget day of t: YYYY-MM-DD in the configured zone.
+func (l *Limiter) date(t time.Time) string { return t.In(l.cfg.Location).Format(time.DateOnly) }
+
+// nextMidnight is the start of the budget day after t's.
+func (l *Limiter) nextMidnight(t time.Time) time.Time {
+	t = t.In(l.cfg.Location)
+	y, m, d := t.Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, l.cfg.Location)
+}
+
+// dailyStop is the used amount at which a budget stops admitting (0 = no budget).
+func (l *Limiter) dailyStop(budget int64) int64 {
+	if budget <= 0 {
+		return 0
+	}
+	// A tiny epsilon keeps 0.8*100 from landing on 79.999...
+	return max(1, int64(math.Floor(l.cfg.Threshold*float64(budget)+1e-9)))
+}
+
+// Reserve asks to send one request of the given cost for account now.
+// estimatedInput is the input part of cost.Tokens (0 if unknown); Settle uses
+// it to correct the token debit and to measure the estimator.
+func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estimatedInput int64) (Decision, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return Decision{}, fmt.Errorf("quota: %w", err)
+	}
+	if cost.Requests < 0 || cost.Tokens < 0 || estimatedInput < 0 {
+		return Decision{}, fmt.Errorf("quota: negative cost %+v / estimated input %d", cost, estimatedInput)
+	}
+	now := l.cfg.Clock.Now()
+	id, err := newID()
+	if err != nil {
+		return Decision{}, err
+	}
+	r := Reservation{
+		Account:        account,
+		ID:             id,
+		Cost:           cost,
+		At:             time.UnixMilli(now.UnixMilli()),
+		EstimatedInput: estimatedInput,
+	}
+	res, err := reserveScript.Run(ctx, l.rdb,
+		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account)},
+		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
+		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
+		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(),
+	).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
+	}
+	if len(res) != 2 {
+		return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
+	}
+	switch res[0] {
+	case 0:
+		return Decision{OK: true, Reservation: r}, nil
+	case 1:
+		return Decision{Wait: time.Duration(res[1]) * time.Millisecond}, nil
+	case 2:
+		d := Decision{Paused: true}
+		if res[1] > 0 {
+			d.PausedUntil = time.UnixMilli(res[1])
+		}
+		return d, nil
+	case 3:
+		return Decision{DailyExhausted: true, DailyResetAt: l.nextMidnight(now)}, nil
+	case 4:
+		return Decision{}, ErrCostExceedsLimit
+	}
+	return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
+}
+
+// Settle closes a reservation whose request the provider processed.
+//
+// usage nil means the outcome is unknown (timeout, broken stream): the debit
+// is kept. With usage, the token debit becomes what the provider charged at
+// admission: actual input + the max output that was reserved (OpenAI counts
+// max_output_tokens, not the tokens generated), never less than the actual
+// total. So only the input estimate's error is given back or taken; unused
+// output is not refunded, because the provider does not refund it either.
+// The daily token counter becomes the actual total (that is what is billed).
+// Headers, when known, then move the buckets (see doc.go).
+//
+// For a request the provider did not charge (429, refused), call Refund.
+// Settling twice, or after the reservation expired, changes nothing but the
+// header sync.
+func (l *Limiter) Settle(ctx context.Context, r Reservation, info HeaderInfo, usage *Usage) error {
+	if usage == nil {
+		return l.settle(ctx, "unknown", r, info, 0, 0, 0)
+	}
+	charged := max(usage.total(), r.Cost.Tokens) // no estimate: refund nothing
+	if r.EstimatedInput > 0 && r.EstimatedInput <= r.Cost.Tokens {
+		reservedOutput := r.Cost.Tokens - r.EstimatedInput
+		charged = max(usage.total(), usage.InputTokens+reservedOutput)
+	}
+	return l.settle(ctx, "settle", r, info, charged, usage.total(), usage.InputTokens)
+}
+
+// Refund closes a reservation whose request the provider did not charge
+// (429, a 4xx before processing, connection refused): the debit is given
+// back and the headers, if any, are applied.
+func (l *Limiter) Refund(ctx context.Context, r Reservation, info HeaderInfo) error {
+	return l.settle(ctx, "refund", r, info, 0, 0, 0)
+}
+
+func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info HeaderInfo, charged, total, input int64) error {
+	if err := keys.ValidateAccount(r.Account); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	if r.ID == "" {
+		return errors.New("quota: settle: empty reservation")
+	}
+	now := l.cfg.Clock.Now()
+	err := settleScript.Run(ctx, l.rdb,
+		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account)},
+		now.UnixMilli(), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
+		charged, total, r.EstimatedInput, input,
+		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
+		known(info.Requests.Limit), known(info.Requests.Remaining),
+		known(info.Tokens.Limit), known(info.Tokens.Remaining),
+		inferLimit(info.Requests), inferLimit(info.Tokens),
+		dayTTL.Milliseconds(),
+	).Err()
+	if err != nil {
+		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
+	}
+	return nil
+}
+
+// RecordThrottle counts one 429 answer for account (shown by Snapshot).
+func (l *Limiter) RecordThrottle(ctx context.Context, account string) error {
+	if err := keys.ValidateAccount(account); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	if err := throttleScript.Run(ctx, l.rdb, []string{keys.Stats(account)}).Err(); err != nil {
+		return fmt.Errorf("quota: record throttle %s: %w", account, err)
+	}
+	return nil
+}
+
+// known maps every negative (unknown) header value to -1.
+func known(v int64) int64 { return max(v, -1) }
+
+// inferLimit derives a per-minute limit from remaining and reset when the
+// limit header is missing: a bucket refilling limit/60s that is full after
+// reset holds remaining = limit*(60s-reset)/60s. -1 when it cannot tell.
+func inferLimit(b Bucket) int64 {
+	if b.Limit > 0 || b.Remaining <= 0 || b.Reset <= 0 || b.Reset >= time.Minute {
+		return -1
+	}
+	return int64(math.Round(float64(b.Remaining) * float64(time.Minute) / float64(time.Minute-b.Reset)))
+}
+
+func newID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("quota: reservation id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,104 @@
+-- reserve.lua: admit one request against an account's pause record, daily
+-- budget and rate buckets (see bucket.lua, prepended by Go), in that order.
+--
+-- KEYS[1] limits hash    promptq:{acct}:limits
+-- KEYS[2] inflight zset  promptq:{acct}:inflight (member id:requests:tokens:at_ms, score expiry ms)
+-- KEYS[3] day hash       promptq:{acct}:day:<date> (fields req, tok)
+-- KEYS[4] pause hash     promptq:{acct}:pause (read only; field until = ms epoch, 0 = indefinite)
+--
+-- ARGV[1]  now, ms epoch (caller's clock)
+-- ARGV[2]  request cost
+-- ARGV[3]  token cost
+-- ARGV[4]  configured requests per minute (0 = none)
+-- ARGV[5]  configured tokens per minute (0 = none)
+-- ARGV[6]  burst ms: capacity of a configured bucket, as refill time
+-- ARGV[7]  daily request stop: admit while used+cost <= stop (0 = no budget)
+-- ARGV[8]  daily token stop (0 = no budget)
+-- ARGV[9]  reservation TTL ms
+-- ARGV[10] inflight member for this reservation
+-- ARGV[11] day hash TTL ms
+--
+-- Returns {code, n}:
+--   {0, 0}        admitted: buckets and daily counters debited, member added
+--   {1, wait_ms}  the cost does not fit yet; it will after wait_ms (ceil)
+--   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
+--   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
+--   {4, which}    the cost exceeds the bucket capacity and can never fit (1 = requests, 2 = tokens)
+
+local now = tonumber(ARGV[1])
+local rc, tc = tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 1. pause record.
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  local u = tonumber(redis.call('HGET', KEYS[4], 'until')) or 0
+  if u == 0 or u > now then
+    return {2, u}
+  end
+end
+
+-- 2. daily budget (counters include reservations still in flight).
+local dreq, dtok = tonumber(ARGV[7]), tonumber(ARGV[8])
+if dreq > 0 or dtok > 0 then
+  local used = redis.call('HMGET', KEYS[3], 'req', 'tok')
+  if dreq > 0 and (tonumber(used[1]) or 0) + rc > dreq then
+    return {3, 1}
+  end
+  if dtok > 0 and (tonumber(used[2]) or 0) + tc > dtok then
+    return {3, 2}
+  end
+end
+
+-- 3. rate buckets. Expired reservations leave the in-flight set; their debit
+-- stays, since nobody knows whether the provider charged them.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts')
+local ts = tonumber(h[5]) or now
+local elapsed = now - ts
+if elapsed < 0 then
+  elapsed = 0 -- another host's clock ran ahead; wait for ours to catch up
+end
+local burst = tonumber(ARGV[6])
+local rl, rcap, rrate = shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst)
+local tl, tcap, trate = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst)
+
+if rl > 0 and rc > rcap then
+  return {4, 1}
+end
+if tl > 0 and tc > tcap then
+  return {4, 2}
+end
+
+local wait = 0
+local rlvl, tlvl
+if rl > 0 then
+  rlvl = refill(tonumber(h[2]), rcap, rrate, elapsed)
+  if rc > rlvl then
+    wait = math.max(wait, math.ceil((rc - rlvl) / rrate))
+  end
+end
+if tl > 0 then
+  tlvl = refill(tonumber(h[4]), tcap, trate, elapsed)
+  if tc > tlvl then
+    wait = math.max(wait, math.ceil((tc - tlvl) / trate))
+  end
+end
+if wait > 0 then
+  return {1, wait}
+end
+
+local fields = {'ts', math.max(ts, now)}
+if rl > 0 then
+  table.insert(fields, 'rlvl')
+  table.insert(fields, fmt(rlvl - rc))
+end
+if tl > 0 then
+  table.insert(fields, 'tlvl')
+  table.insert(fields, fmt(tlvl - tc))
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[10])
+redis.call('HINCRBY', KEYS[3], 'req', rc)
+redis.call('HINCRBY', KEYS[3], 'tok', tc)
+redis.call('PEXPIRE', KEYS[3], ARGV[11])
+return {0, 0}

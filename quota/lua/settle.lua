@@ -1,0 +1,158 @@
+-- settle.lua: close a reservation (bucket.lua is prepended by Go). It removes
+-- the reservation from the in-flight set, reconciles the debit with what the
+-- provider charged, learns limits from the response headers and moves the
+-- levels to the provider's remaining figures.
+--
+-- KEYS[1] limits hash    promptq:{acct}:limits
+-- KEYS[2] inflight zset  promptq:{acct}:inflight
+-- KEYS[3] day hash       promptq:{acct}:day:<date of the reservation>
+-- KEYS[4] stats hash     promptq:{acct}:stats (est_n, est_abs, est_rel)
+--
+-- ARGV[1]  now, ms epoch (caller's clock)
+-- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
+--          debit) or 'refund' (the provider did not charge: give it back)
+-- ARGV[3]  inflight member of the reservation
+-- ARGV[4]  reserved requests
+-- ARGV[5]  reserved tokens
+-- ARGV[6]  reservation time, ms epoch
+-- ARGV[7]  settle: tokens the provider's TPM bucket charged
+-- ARGV[8]  settle: actual total tokens (billed; goes to the daily counter)
+-- ARGV[9]  settle: estimated input tokens (<= 0: no estimate sample)
+-- ARGV[10] settle: actual input tokens
+-- ARGV[11] configured requests per minute (0 = none)
+-- ARGV[12] configured tokens per minute (0 = none)
+-- ARGV[13] burst ms
+-- ARGV[14] x-ratelimit-limit-requests (-1 unknown)
+-- ARGV[15] x-ratelimit-remaining-requests (-1 unknown)
+-- ARGV[16] x-ratelimit-limit-tokens (-1 unknown)
+-- ARGV[17] x-ratelimit-remaining-tokens (-1 unknown)
+-- ARGV[18] requests limit inferred from remaining+reset (-1 none); used only
+--          while no limit has been learned from a limit header
+-- ARGV[19] tokens limit inferred likewise (-1 none)
+-- ARGV[20] day hash TTL ms
+--
+-- Returns 1 when the reservation was still in flight (its debit was
+-- reconciled), 0 when it had already been settled or had expired (the debit
+-- is left alone, so settling twice is harmless). Headers are applied either way.
+--
+-- Header sync. The provider's remaining figure beats the local model, in both
+-- directions: the level is set to
+--     remaining - (cost of reservations still in flight that were reserved at
+--                  or after this one)
+-- because the provider may not have seen those yet when it answered. Raising
+-- as well as lowering lets the limiter use capacity the local model wrongly
+-- thinks is spent (expired reservations, other clients' traffic ending,
+-- estimate error); lowering catches traffic the limiter never saw. The time
+-- between the provider's measurement and now is not credited as refill, so
+-- the local level trails the provider by at most one response's latency worth
+-- of refill: a small constant margin, not a loss of sustained rate. Only a
+-- response at least as new as the last one applied (by reservation time,
+-- field hat) may move the levels: an older one would overwrite newer facts
+-- and its "reserved after" set is already gone.
+
+local now = tonumber(ARGV[1])
+local mode = ARGV[2]
+local rc, tc, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+
+local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat')
+local ts = tonumber(h[5]) or now
+local elapsed = now - ts
+if elapsed < 0 then
+  elapsed = 0
+end
+local burst = tonumber(ARGV[13])
+local cfg_r, cfg_t = tonumber(ARGV[11]), tonumber(ARGV[12])
+local fields = {'ts', math.max(ts, now)}
+
+-- Learn limits: a limit header always wins; an inferred limit only fills a gap.
+local learned_r, learned_t = tonumber(h[1]) or 0, tonumber(h[3]) or 0
+local new_r, new_t = learned_r, learned_t
+if tonumber(ARGV[14]) > 0 then
+  new_r = tonumber(ARGV[14])
+elseif learned_r <= 0 and tonumber(ARGV[18]) > 0 then
+  new_r = tonumber(ARGV[18])
+end
+if tonumber(ARGV[16]) > 0 then
+  new_t = tonumber(ARGV[16])
+elseif learned_t <= 0 and tonumber(ARGV[19]) > 0 then
+  new_t = tonumber(ARGV[19])
+end
+if new_r ~= learned_r then
+  table.insert(fields, 'rlim')
+  table.insert(fields, new_r)
+end
+if new_t ~= learned_t then
+  table.insert(fields, 'tlim')
+  table.insert(fields, new_t)
+end
+
+-- Refill to now under the old shape, then clamp to the new capacity.
+local orl, orcap, orrate = shape(learned_r, cfg_r, burst)
+local otl, otcap, otrate = shape(learned_t, cfg_t, burst)
+local rl, rcap = shape(new_r, cfg_r, burst)
+local tl, tcap = shape(new_t, cfg_t, burst)
+local rlvl, tlvl
+if orl > 0 then
+  rlvl = refill(tonumber(h[2]), orcap, orrate, elapsed)
+end
+if otl > 0 then
+  tlvl = refill(tonumber(h[4]), otcap, otrate, elapsed)
+end
+
+-- Reconcile the debit, once.
+if removed == 1 then
+  if mode == 'refund' then
+    if rlvl then rlvl = rlvl + rc end
+    if tlvl then tlvl = tlvl + tc end
+    redis.call('HINCRBY', KEYS[3], 'req', -rc)
+    redis.call('HINCRBY', KEYS[3], 'tok', -tc)
+    redis.call('PEXPIRE', KEYS[3], ARGV[20])
+  elseif mode == 'settle' then
+    if tlvl then tlvl = tlvl + tc - tonumber(ARGV[7]) end
+    local delta = tonumber(ARGV[8]) - tc
+    if delta ~= 0 then
+      redis.call('HINCRBY', KEYS[3], 'tok', delta)
+      redis.call('PEXPIRE', KEYS[3], ARGV[20])
+    end
+    local est, act = tonumber(ARGV[9]), tonumber(ARGV[10])
+    if est > 0 and act > 0 then
+      redis.call('HINCRBY', KEYS[4], 'est_n', 1)
+      redis.call('HINCRBYFLOAT', KEYS[4], 'est_abs', fmt(math.abs(est - act)))
+      redis.call('HINCRBYFLOAT', KEYS[4], 'est_rel', fmt((est - act) / act))
+    end
+  end
+end
+
+-- Sync to the provider's remaining figures, if this response is fresh.
+local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
+local sync_r = rl > 0 and rrem >= 0
+local sync_t = tl > 0 and trem >= 0
+if (sync_r or sync_t) and at >= (tonumber(h[6]) or 0) then
+  local after_r, after_t = 0, 0
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local _, mr, mt, mat = string.match(m, '^([^:]*):(%d+):(%d+):(%d+)$')
+    if mat and tonumber(mat) >= at then
+      after_r = after_r + tonumber(mr)
+      after_t = after_t + tonumber(mt)
+    end
+  end
+  if sync_r then rlvl = rrem - after_r end
+  if sync_t then tlvl = trem - after_t end
+  table.insert(fields, 'hat')
+  table.insert(fields, at)
+end
+
+if rl > 0 and rlvl then
+  if rlvl > rcap then rlvl = rcap end
+  table.insert(fields, 'rlvl')
+  table.insert(fields, fmt(rlvl))
+end
+if tl > 0 and tlvl then
+  if tlvl > tcap then tlvl = tcap end
+  table.insert(fields, 'tlvl')
+  table.insert(fields, fmt(tlvl))
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+return removed

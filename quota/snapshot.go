@@ -1,0 +1,140 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/promptq/promptq/internal/keys"
+)
+
+// Snapshot is an account's quota state at one moment, for `promptq status`.
+type Snapshot struct {
+	Account  string
+	Requests BucketState
+	Tokens   BucketState
+	Daily    DailyState
+	InFlight int64 // reservations not yet settled nor expired
+	// Estimator quality over settled requests that carried an input estimate.
+	EstimateSamples    int64
+	EstimateMeanAbsErr float64 // mean |estimated - actual| input tokens
+	EstimateBias       float64 // mean (estimated - actual) / actual; > 0 overestimates
+	Throttled          int64   // 429s recorded with RecordThrottle
+	UpdatedAt          time.Time
+}
+
+// BucketState is one rate bucket as the limiter sees it now.
+type BucketState struct {
+	Limit     int64         // per-minute limit in force (learned, capped by config); -1 unknown
+	Available float64       // units that could be reserved now (negative = in debt)
+	ResetIn   time.Duration // until the bucket is full again
+	Source    string        // "headers", "config" or "unknown"
+}
+
+// DailyState is today's budget use.
+type DailyState struct {
+	Date                     string // YYYY-MM-DD in Config.Location
+	Requests, Tokens         int64  // used today, including reservations in flight
+	RequestLimit, TokenLimit int64  // configured budgets (0 = none)
+	Threshold                float64
+	ResetAt                  time.Time // next midnight in Config.Location
+}
+
+// Snapshot reads account's quota state in one round trip.
+func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return Snapshot{}, fmt.Errorf("quota: %w", err)
+	}
+	now := l.cfg.Clock.Now()
+	date := l.date(now)
+	res, err := snapshotScript.RunRO(ctx, l.rdb,
+		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, date), keys.Stats(account)},
+		now.UnixMilli()).Slice()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("quota: snapshot %s: %w", account, err)
+	}
+	if len(res) != 4 {
+		return Snapshot{}, fmt.Errorf("quota: snapshot %s: unexpected reply", account)
+	}
+	lim, day, stats := pairs(res[0]), pairs(res[1]), pairs(res[2])
+	inflight, _ := res[3].(int64)
+
+	s := Snapshot{
+		Account:  account,
+		InFlight: inflight,
+		Daily: DailyState{
+			Date:         date,
+			Requests:     int64(num(day, "req")),
+			Tokens:       int64(num(day, "tok")),
+			RequestLimit: l.cfg.DailyRequests,
+			TokenLimit:   l.cfg.DailyTokens,
+			Threshold:    l.cfg.Threshold,
+			ResetAt:      l.nextMidnight(now),
+		},
+		EstimateSamples: int64(num(stats, "est_n")),
+		Throttled:       int64(num(stats, "throttled")),
+		UpdatedAt:       now,
+	}
+	if s.EstimateSamples > 0 {
+		s.EstimateMeanAbsErr = num(stats, "est_abs") / float64(s.EstimateSamples)
+		s.EstimateBias = num(stats, "est_rel") / float64(s.EstimateSamples)
+	}
+	elapsed := max(0, float64(now.UnixMilli())-num(lim, "ts"))
+	if _, ok := lim["ts"]; !ok {
+		elapsed = 0
+	}
+	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed)
+	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed)
+	return s, nil
+}
+
+// bucketState mirrors shape and refill in lua/bucket.lua.
+func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapsedMs float64) BucketState {
+	learned := int64(num(lim, p+"lim"))
+	var limit int64
+	var capacity float64
+	var source string
+	switch {
+	case learned > 0 && (cfg <= 0 || learned <= cfg):
+		limit, capacity, source = learned, float64(learned), "headers"
+	case cfg > 0:
+		limit, capacity, source = cfg, float64(cfg)*float64(l.cfg.Burst.Milliseconds())/60000, "config"
+	default:
+		return BucketState{Limit: -1, Source: "unknown"}
+	}
+	rate := float64(limit) / 60000
+	level := capacity
+	if _, ok := lim[p+"lvl"]; ok {
+		level = min(capacity, num(lim, p+"lvl")+elapsedMs*rate)
+	}
+	resetMs := math.Ceil((capacity - level) / rate)
+	return BucketState{
+		Limit:     limit,
+		Available: level,
+		ResetIn:   time.Duration(resetMs) * time.Millisecond,
+		Source:    source,
+	}
+}
+
+// pairs turns an HGETALL reply into a map.
+func pairs(v any) map[string]string {
+	flat, _ := v.([]any)
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		val, _ := flat[i+1].(string)
+		m[k] = val
+	}
+	return m
+}
+
+// num reads a numeric field, 0 when absent or unreadable.
+func num(m map[string]string, field string) float64 {
+	f, err := strconv.ParseFloat(m[field], 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}
