@@ -234,4 +234,3 @@ func demoPayload(runID string, i int, model string) *tasks.Payload {
 	}
 	return p
 }
-
