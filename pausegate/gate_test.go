@@ -417,8 +417,10 @@ func TestCompareAndClearKeepsNewerPause(t *testing.T) {
 	// ...another worker writes a new pause...
 	other := e.gate(t, "other")
 	newer := mustPause(t, other, e.acct, PauseRequest{Until: e.clk.Now().Add(time.Hour), Kind: KindQuota})
-	// ...and the clear with the stale until must not undo it.
-	won, err := g.autoResume(ctx, e.acct, raw, e.clk.Now())
+	// ...and the clear with the stale until must not undo it, even from a
+	// gate whose clock runs so far ahead that the newer pause looks expired
+	// too (so only the compare on until protects it).
+	won, err := g.autoResume(ctx, e.acct, raw, newer.Until.Add(time.Second))
 	if err != nil || won {
 		t.Fatalf("autoResume = %v, %v; want lost", won, err)
 	}

@@ -27,6 +27,7 @@ type limiter interface {
 	Reserve(ctx context.Context, account string, cost quota.Cost, estimatedInput int64) (quota.Decision, error)
 	Settle(ctx context.Context, r quota.Reservation, info quota.HeaderInfo, usage *quota.Usage) error
 	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
+	RecordThrottle(ctx context.Context, account string) error
 }
 
 // gate is the part of *pausegate.Gate the handler uses.
@@ -203,6 +204,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		h.settle(ctx, res, info, nil, true)
 	default:
 		h.settle(ctx, res, info, nil, false)
+	}
+	if h.cfg.QuotaControl && c.Kind == backoff.KindRateLimit {
+		if err := h.lim.RecordThrottle(ctx, h.cfg.Account); err != nil {
+			log.Error().Err(err).Msg("record 429")
+		}
 	}
 	if h.cfg.QuotaControl {
 		if until, ok := h.pauseFor(c, now); ok {

@@ -29,5 +29,5 @@ end
 if cur[2] and now - tonumber(cur[2]) < tonumber(ARGV[4]) then
   return 0
 end
--- redis.call('HSET', KEYS[1], 'claim_by', ARGV[3], 'claim_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'claim_by', ARGV[3], 'claim_at', ARGV[2])
 return 1

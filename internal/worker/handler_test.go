@@ -1,0 +1,152 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/promptq/promptq/internal/fakeopenai"
+	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/internal/testutil"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/quota/backoff"
+	"github.com/promptq/promptq/tasks"
+)
+
+type fixture struct {
+	h       *Handler
+	fake    *fakeopenai.Server
+	gate    *pausegate.Gate
+	account string
+}
+
+func setup(t *testing.T, fc fakeopenai.Config) *fixture {
+	t.Helper()
+	r := testutil.NewRedis(t)
+	fake := fakeopenai.New(fc)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	lim, err := quota.New(r.Client, quota.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := pausegate.New(r.Client, pausegate.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := testutil.Name(t)
+	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true}, lim, g,
+		provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"}))
+	return &fixture{h: h, fake: fake, gate: g, account: acct}
+}
+
+func task(payload string) *asynq.Task { return asynq.NewTask("promptq:prompt", []byte(payload)) }
+
+func TestHandlerSuccess(t *testing.T) {
+	f := setup(t, fakeopenai.Config{RPM: 600})
+	for _, p := range []string{
+		`{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32}`,
+		`{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32,"stream":true}`,
+		`{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32,"endpoint":"chat_completions"}`,
+		`{"model":"gpt-4o-mini","input":[{"role":"user","content":"hello"}],"max_output_tokens":32,"endpoint":"chat_completions","stream":true}`,
+	} {
+		if err := f.h.ProcessTask(context.Background(), task(p)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if s := f.fake.Stats(); s.OK != 4 || s.Requests != 4 {
+		t.Fatalf("provider stats = %+v, want 4 ok requests", s)
+	}
+}
+
+func TestHandlerInvalidIsPermanent(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	err := f.h.ProcessTask(context.Background(), task(`{"model":"bad-model","input":"hello","max_output_tokens":32}`))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("want SkipRetry, got %v", err)
+	}
+	var be *backoff.Error
+	if !errors.As(err, &be) || be.Kind != backoff.KindInvalid || be.Message == "" {
+		t.Fatalf("want invalid with the provider's message, got %#v", be)
+	}
+	if !backoff.IsFailure(err) {
+		t.Fatal("an invalid task must count as a failure so asynq archives it")
+	}
+}
+
+func TestHandlerMalformedPayloadNoCall(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	err := f.h.ProcessTask(context.Background(), task(`{"model":42}`))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("want SkipRetry, got %v", err)
+	}
+	if n := f.fake.Stats().Requests; n != 0 {
+		t.Fatalf("provider called %d times for a malformed payload", n)
+	}
+}
+
+func TestHandlerQuotaPausesAccount(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	f.fake.SetMode(fakeopenai.ModeInsufficientQuota, 0)
+	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`))
+	var be *backoff.Error
+	if !errors.As(err, &be) || be.Kind != backoff.KindQuota {
+		t.Fatalf("want quota error, got %v", err)
+	}
+	if backoff.IsFailure(err) {
+		t.Fatal("a quota wait must not spend a retry")
+	}
+	rec, active, err := f.gate.Check(context.Background(), f.account)
+	if err != nil || !active || rec.Kind != "quota" {
+		t.Fatalf("pause record = %+v active=%v err=%v, want an active quota pause", rec, active, err)
+	}
+	if d := rec.Remaining(time.Now()); d < 59*time.Minute {
+		t.Fatalf("pause lasts %v, want the default hour", d)
+	}
+	// The next task does not reach the provider.
+	err = f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"again","max_output_tokens":32}`))
+	var w *backoff.Wait
+	if !errors.As(err, &w) || w.Delay < 59*time.Minute {
+		t.Fatalf("want a wait until the pause ends, got %v", err)
+	}
+	if n := f.fake.Stats().Requests; n != 1 {
+		t.Fatalf("provider saw %d requests, want 1", n)
+	}
+}
+
+func TestHandlerLongQuotaWaitReturnsTask(t *testing.T) {
+	f := setup(t, fakeopenai.Config{RPM: 1})
+	if err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"one","max_output_tokens":32}`)); err != nil {
+		t.Fatal(err)
+	}
+	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"two","max_output_tokens":32}`))
+	var w *backoff.Wait
+	if !errors.As(err, &w) || w.Delay <= MaxInlineWaitDefault {
+		t.Fatalf("want a long wait returned to asynq, got %v", err)
+	}
+	if backoff.IsFailure(err) {
+		t.Fatal("a quota wait must not count as a failure")
+	}
+	if s := f.fake.Stats(); s.Requests != 1 || s.RateLimited != 0 {
+		t.Fatalf("provider stats %+v: the second request must not be sent", s)
+	}
+}
+
+func TestEstimateInputTokens(t *testing.T) {
+	p := `{"model":"m","input":"12345678","instructions":"abcd"}`
+	pl, err := parse(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12 characters -> 3 tokens, plus 4 per message (input + instructions).
+	if got := EstimateInputTokens(pl); got != 3+8 {
+		t.Fatalf("estimate = %d, want 11", got)
+	}
+}
+
+func parse(s string) (*tasks.Payload, error) { return tasks.ParsePayload([]byte(s), 0) }
