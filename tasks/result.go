@@ -134,3 +134,24 @@ func GetResult(ctx context.Context, insp *asynq.Inspector, queue, id string) (Re
 	}
 	return r, nil
 }
+
+// Wait polls every poll interval (default 500ms) until the task is finished
+// and returns its result, or returns ctx's error.
+func Wait(ctx context.Context, insp *asynq.Inspector, queue, id string, poll time.Duration) (Result, error) {
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		r, err := GetResult(ctx, insp, queue, id)
+		if !errors.Is(err, ErrNotFinished) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -197,15 +197,21 @@ func limitStr(v int64) string {
 
 func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var (
-		c     common
-		queue string
-		out   string
+		c       common
+		queue   string
+		out     string
+		wait    bool
+		ids     string
+		timeout time.Duration
 	)
 	f := config.New("results", "Export finished tasks as JSONL, one line each:\n"+
 		`  {"id","task_id","queue","status":"completed"|"archived","output_text","usage":{...},"error","attempts",...}`, stdout)
 	c.register(f, false)
 	f.String(&queue, "queue", "PROMPTQ_QUEUE", "", "only this queue (default: every queue)")
 	f.String(&out, "out", "PROMPTQ_OUT", "", "write to this file instead of standard output")
+	f.Bool(&wait, "wait", "PROMPTQ_WAIT", false, "first wait until the queue (or --ids) has no unfinished task, showing progress")
+	f.String(&ids, "ids", "PROMPTQ_IDS", "", "with --wait: comma-separated task ids to wait for (default: the whole queue)")
+	f.Duration(&timeout, "wait-timeout", "PROMPTQ_WAIT_TIMEOUT", 0, "with --wait: give up after this long (0 = never)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -230,6 +236,17 @@ func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return err
 		}
 		sort.Strings(queues)
+	}
+	if wait {
+		wctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		if err := waitFinished(wctx, insp, queues, splitIDs(ids), stderr); err != nil {
+			return fmt.Errorf("results --wait: %w", err)
+		}
 	}
 	enc := json.NewEncoder(w)
 	n := 0
@@ -358,4 +375,66 @@ func runResume(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "resumed: %s\n", strings.Join(resumed, ", "))
 	return nil
+}
+
+func splitIDs(s string) []string {
+	var out []string
+	for _, id := range strings.Split(s, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// waitFinished blocks until every given id (or every task of queues) is
+// completed or archived, printing a progress bar to w.
+func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, ids []string, w io.Writer) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := ""
+	for {
+		done, total := 0, 0
+		if len(ids) > 0 {
+			total = len(ids)
+			for _, id := range ids {
+				for _, q := range queues {
+					if _, err := tasks.GetResult(ctx, insp, q, id); err == nil {
+						done++
+						break
+					}
+				}
+			}
+		} else {
+			for _, q := range queues {
+				info, err := insp.GetQueueInfo(q)
+				if err != nil {
+					continue
+				}
+				done += info.Completed + info.Archived
+				total += info.Completed + info.Archived + info.Pending + info.Active + info.Scheduled + info.Retry
+			}
+		}
+		if line := progressBar(done, total); line != last {
+			fmt.Fprintln(w, line)
+			last = line
+		}
+		if done >= total {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d finished: %w", done, total, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func progressBar(done, total int) string {
+	const width = 30
+	filled := width
+	if total > 0 {
+		filled = width * done / total
+	}
+	return fmt.Sprintf("[%s%s] %d/%d finished", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
 }

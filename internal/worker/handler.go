@@ -34,6 +34,7 @@ type limiter interface {
 type gate interface {
 	Local(account string) (pausegate.Record, bool)
 	Pause(ctx context.Context, account string, req pausegate.PauseRequest) (pausegate.Record, error)
+	Notify() <-chan struct{}
 }
 
 // completer sends one prompt to the provider.
@@ -286,11 +287,15 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quot
 		case d.Wait > h.cfg.MaxInlineWait:
 			return quota.Reservation{}, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
 		}
+		// Wait out a short deficit here; a pause announced meanwhile (pub/sub)
+		// wakes us at once so the task goes back to asynq.
 		t := time.NewTimer(max(d.Wait, time.Millisecond))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return quota.Reservation{}, ctx.Err()
+		case <-h.gate.Notify():
+			t.Stop()
 		case <-t.C:
 		}
 	}
