@@ -12,6 +12,7 @@ import (
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/internal/tokens"
 	"github.com/promptq/promptq/internal/worker"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
@@ -35,6 +36,7 @@ type workerFlags struct {
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	delayedCheck    time.Duration
+	estimator       string
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -54,6 +56,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
 	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
+	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
 	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
 }
 
@@ -76,6 +79,9 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
 		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
+	}
+	if w.estimator != tokens.ModeAuto && w.estimator != tokens.ModeChars {
+		return fmt.Errorf("--token-estimator / TOKEN_ESTIMATOR must be auto or chars, got %q", w.estimator)
 	}
 	if _, err := time.LoadLocation(w.dailyTZ); err != nil {
 		return fmt.Errorf("--daily-timezone / DAILY_TIMEZONE %q: unknown time zone", w.dailyTZ)
@@ -106,6 +112,7 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		Handler: worker.HandlerConfig{
 			Account: account, QuotaControl: w.quotaControl, MaxInlineWait: w.maxInlineWait,
 			DefaultMaxOutputTokens: w.defaultMaxOut, DefaultPause: pause,
+			Estimator: tokens.NewEstimator(w.estimator),
 		},
 		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
 		Quota: quota.Config{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/internal/tokens"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/quota/backoff"
@@ -66,8 +67,10 @@ type HandlerConfig struct {
 	// ManualPausePoll is how soon a task held by an indefinitely paused
 	// account is looked at again (default 5s).
 	ManualPausePoll time.Duration
-	Clock           clock.Clock
-	Logger          zerolog.Logger
+	// Estimator counts input tokens for reservations (default characters/4).
+	Estimator *tokens.Estimator
+	Clock     clock.Clock
+	Logger    zerolog.Logger
 }
 
 const (
@@ -109,18 +112,28 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 }
 
 // EstimateInputTokens is the token estimate reserved for a payload's input:
-// a characters/4 estimate plus 4 tokens per message.
-func EstimateInputTokens(p *tasks.Payload) int64 {
-	chars := int64(p.Input.Chars()) + int64(len([]rune(p.Instructions)))
-	msgs := int64(len(p.Input.Messages))
-	if msgs == 0 {
-		msgs = 1
+// est's count (the model's tokenizer where known, else characters/4) of the
+// instructions and each message, plus framing per message. A nil est counts
+// characters/4.
+func EstimateInputTokens(est *tokens.Estimator, p *tasks.Payload) int64 {
+	if est == nil {
+		est = charsEstimator
 	}
+	texts := make([]string, 0, len(p.Input.Messages)+2)
 	if p.Instructions != "" {
-		msgs++
+		texts = append(texts, p.Instructions)
 	}
-	return (chars+3)/4 + 4*msgs
+	if p.Input.Messages == nil {
+		texts = append(texts, p.Input.Text)
+	}
+	for _, m := range p.Input.Messages {
+		texts = append(texts, m.Content)
+	}
+	n, _ := est.Count(p.Model, texts...)
+	return n
 }
+
+var charsEstimator = tokens.NewEstimator(tokens.ModeChars)
 
 // ProcessTask implements asynq.Handler.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
@@ -142,7 +155,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		return fmt.Errorf("%s: %w", msg, asynq.SkipRetry)
 	}
 	started := h.cfg.Clock.Now()
-	estIn := EstimateInputTokens(p)
+	estIn := EstimateInputTokens(h.cfg.Estimator, p)
 	maxOut := p.MaxOutputTokens
 	if maxOut <= 0 {
 		maxOut = h.cfg.DefaultMaxOutputTokens

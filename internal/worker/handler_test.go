@@ -12,6 +12,7 @@ import (
 	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/internal/provider"
 	"github.com/promptq/promptq/internal/testutil"
+	"github.com/promptq/promptq/internal/tokens"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/quota/backoff"
@@ -144,9 +145,20 @@ func TestEstimateInputTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 12 characters -> 3 tokens, plus 4 per message (input + instructions).
-	if got := EstimateInputTokens(pl); got != 3+8 {
+	if got := EstimateInputTokens(nil, pl); got != 3+8 {
 		t.Fatalf("estimate = %d, want 11", got)
 	}
 }
 
 func parse(s string) (*tasks.Payload, error) { return tasks.ParsePayload([]byte(s), 0) }
+
+func TestEstimateInputTokensTokenizer(t *testing.T) {
+	pl, err := parse(`{"model":"gpt-4o","input":[{"role":"user","content":"hello world"},{"role":"user","content":"hello world"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "hello world" is 2 tokens in o200k_base; 4 tokens of framing per message.
+	if got := EstimateInputTokens(tokens.NewEstimator(tokens.ModeAuto), pl); got != 2*(2+4) {
+		t.Fatalf("estimate = %d, want 12", got)
+	}
+}
