@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,7 @@ func ParseHeaders(h http.Header, now time.Time) HeaderInfo {
 	h = canonical(h)
 	info.Requests = firstKnownBucket(h, now, requestHeaders)
 	info.Tokens = firstKnownBucket(h, now, tokenHeaders)
-	if d, ok := ParseRetryAfter(h, now); ok {
+	if d, ok := parseRetryAfter(h, now); ok {
 		info.RetryAfter = d
 	}
 	return info
@@ -99,7 +100,7 @@ func ParseHeaders(h http.Header, now time.Time) HeaderInfo {
 func canonical(h http.Header) http.Header {
 	clean := true
 	for k := range h {
-		if textproto.CanonicalMIMEHeaderKey(k) != k {
+		if !looksCanonical(k) {
 			clean = false
 			break
 		}
@@ -107,12 +108,38 @@ func canonical(h http.Header) http.Header {
 	if clean {
 		return h
 	}
+	// Canonical keys first, then the others in sorted order, so that
+	// duplicates differing only in case merge the same way every time.
 	c := make(http.Header, len(h))
+	var odd []string
 	for k, vs := range h {
+		if ck := textproto.CanonicalMIMEHeaderKey(k); ck == k {
+			c[k] = append(c[k], vs...)
+		} else {
+			odd = append(odd, k)
+		}
+	}
+	slices.Sort(odd)
+	for _, k := range odd {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		c[ck] = append(c[ck], vs...)
+		c[ck] = append(c[ck], h[k]...)
 	}
 	return c
+}
+
+// looksCanonical is a fast check that k has no letter in the wrong case for
+// canonical MIME form ("X-Ratelimit-Limit-Requests"). Keys it rejects go
+// through textproto.CanonicalMIMEHeaderKey, which has the final word.
+func looksCanonical(k string) bool {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
 }
 
 // get returns the first value of a canonical key of a canonical header.
@@ -268,7 +295,11 @@ func ParseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	if len(h) == 0 {
 		return 0, false
 	}
-	h = canonical(h)
+	return parseRetryAfter(canonical(h), now)
+}
+
+// parseRetryAfter is ParseRetryAfter on a header with canonical keys.
+func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	if ns, ok := parseDecimal(get(h, "Retry-After-Ms"), time.Millisecond); ok {
 		return capped(ns), true
 	}

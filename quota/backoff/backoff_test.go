@@ -187,6 +187,7 @@ func TestErrorStrings(t *testing.T) {
 		{&Error{Kind: KindNetwork, Err: errors.New("connection reset")}, "network: connection reset"},
 		{&Error{Kind: KindServer, StatusCode: 503, RetryAfter: 30 * time.Second}, "server: status 503, retry after 30s"},
 		{&Wait{Delay: 2 * time.Second, Reason: "tokens bucket empty"}, "wait 2s: tokens bucket empty"},
+		{&Error{Kind: KindUnknown, Message: "handler panic: x"}, "unknown: handler panic: x"},
 		{&Wait{Delay: time.Second}, "wait 1s"},
 	}
 	for _, tt := range tests {

@@ -61,7 +61,8 @@ type Error struct {
 }
 
 // Error summarises the failure for logs: kind, status, code, retry-after and,
-// for errors without an HTTP status, the underlying error.
+// for errors without an HTTP status, the underlying error (or, when there is
+// none, Message).
 func (e *Error) Error() string {
 	if e == nil {
 		return "backoff: <nil>"
@@ -74,8 +75,13 @@ func (e *Error) Error() string {
 	if e.Code != "" {
 		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
-	if e.StatusCode == 0 && e.Err != nil {
+	switch {
+	case e.StatusCode == 0 && e.Err != nil:
 		fmt.Fprintf(&b, ": %v", e.Err)
+	case e.StatusCode == 0 && e.Message != "":
+		// Built by our own code (no provider answer, no cause): the
+		// message is ours and safe to show.
+		fmt.Fprintf(&b, ": %s", e.Message)
 	}
 	if e.Permanent {
 		b.WriteString(", permanent")
