@@ -16,39 +16,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/config"
+	"github.com/promptq/promptq/internal/status"
 	"github.com/promptq/promptq/pausegate"
-	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/tasks"
 )
 
-// queueStatus is one queue in `promptq status --json`.
-type queueStatus struct {
-	Pending   int  `json:"pending"`
-	Active    int  `json:"active"`
-	Scheduled int  `json:"scheduled"`
-	Retry     int  `json:"retry"`
-	Archived  int  `json:"archived"`
-	Completed int  `json:"completed"`
-	Paused    bool `json:"paused"`
-}
-
-// pauseStatus is the pause state of one account (or the summary of all).
-type pauseStatus struct {
-	Paused           bool    `json:"paused"`
-	Until            *string `json:"until"`
-	Reason           string  `json:"reason"`
-	Kind             string  `json:"kind,omitempty"`
-	SetBy            string  `json:"set_by,omitempty"`
-	RemainingSeconds float64 `json:"remaining_seconds,omitempty"`
-	Account          string  `json:"account,omitempty"`
-}
-
-type statusReport struct {
-	Queues   map[string]queueStatus    `json:"queues"`
-	Pause    pauseStatus               `json:"pause"`
-	Accounts map[string]pauseStatus    `json:"accounts"`
-	Quota    map[string]quota.Snapshot `json:"quota"`
-}
+// statusReport is `promptq status --json`. It lives in internal/status,
+// shared with GET /v1/status of `promptq serve`.
+type statusReport = status.Report
 
 func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var (
@@ -82,63 +57,11 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func collectStatus(ctx context.Context, rdb *redis.Client, insp *asynq.Inspector, account string) (*statusReport, error) {
-	rep := &statusReport{Queues: map[string]queueStatus{}, Accounts: map[string]pauseStatus{}, Quota: map[string]quota.Snapshot{}}
-	names, err := insp.Queues()
-	if err != nil {
-		return nil, fmt.Errorf("list queues: %w", err)
-	}
-	for _, q := range names {
-		info, err := insp.GetQueueInfo(q)
-		if err != nil {
-			continue
-		}
-		rep.Queues[q] = queueStatus{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
-			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed, Paused: info.Paused}
-	}
 	accts, err := accountsFor(ctx, rdb, account)
 	if err != nil {
 		return nil, err
 	}
-	gate, err := pausegate.New(rdb, pausegate.Config{})
-	if err != nil {
-		return nil, err
-	}
-	lim, err := quota.New(rdb, quota.Config{})
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	for _, a := range accts {
-		rec, active, err := gate.Check(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		ps := pauseStatus{Paused: active, Account: a}
-		if active {
-			ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
-			if !rec.Until.IsZero() {
-				s := rec.Until.UTC().Format(time.RFC3339)
-				ps.Until = &s
-				ps.RemainingSeconds = rec.Remaining(now).Seconds()
-			}
-		}
-		rep.Accounts[a] = ps
-		if ps.Paused && !rep.Pause.Paused {
-			rep.Pause = ps
-		}
-		if snap, err := lim.Snapshot(ctx, a); err == nil {
-			rep.Quota[a] = snap
-		}
-	}
-	if !rep.Pause.Paused {
-		for _, q := range rep.Queues {
-			if q.Paused {
-				rep.Pause = pauseStatus{Paused: true, Reason: "asynq queue paused"}
-				break
-			}
-		}
-	}
-	return rep, nil
+	return status.Collect(ctx, rdb, insp, accts)
 }
 
 func printStatus(w io.Writer, rep *statusReport) {

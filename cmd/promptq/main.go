@@ -55,6 +55,8 @@ func commands() []command {
 		{"resume", "Resume a paused account (default: every paused account).", runResume},
 		{"fake-openai", "Run an OpenAI-compatible fake provider with rate limits, for development and tests.", runFake},
 		{"demo", "Run everything in one process on an embedded Redis and a fake provider.", runDemo},
+		{"serve", "Serve asynqmon, Prometheus metrics, health checks and a JSON API for producers and operators over HTTP.", runServe},
+		{"bench", "Measure promptq against the naive baseline on the same load (throwaway Redis, fake provider, K workers).", runBench},
 	}
 }
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promptq/promptq/internal/bench"
+	"github.com/promptq/promptq/internal/config"
+)
+
+func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var (
+		cfg      bench.Config
+		redisURL string
+		workers  string
+		asJSON   bool
+		out      string
+	)
+	f := config.New("bench", "Measure promptq against the naive baseline (--quota-control=false) on the same load, side by side:\n"+
+		"a throwaway redis-server (unless --redis), the fake provider in-process, K worker processes, N tasks.\n"+
+		"Scenarios: quick (default, under 3 minutes), full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3.", stdout)
+	f.String(&redisURL, "redis", "BENCH_REDIS_URL", "", "use this Redis instead of a throwaway redis-server (commandstats then include other clients)")
+	f.String(&cfg.Scenarios, "scenarios", "BENCH_SCENARIOS", bench.ScenariosDefault, "quick, full, or a comma-separated list of scenario names")
+	f.String(&workers, "workers", "BENCH_WORKERS", "1,3,8", "worker-process counts the scenario sets use (comma-separated, 1-64)")
+	f.Int(&cfg.Concurrency, "concurrency", "BENCH_CONCURRENCY", bench.ConcurrencyDefault, "concurrency of each worker process (1-1000)")
+	f.Int(&cfg.Tasks, "tasks", "BENCH_TASKS", 0, "tasks per run (0 = sized so each scenario runs --duration at its limit)")
+	f.Int(&cfg.RPM, "rpm", "BENCH_RPM", bench.RPMDefault, "request limit of RPM-bound and outage scenarios (TPM-bound ones allow 4x)")
+	f.Int(&cfg.TPM, "tpm", "BENCH_TPM", 0, "token limit of TPM-bound scenarios (0 = the same task rate as --rpm)")
+	f.Duration(&cfg.Burst, "burst", "BENCH_BURST", 0, "replace every scenario's burst (bucket capacity as refill time); 0 = per scenario")
+	f.Duration(&cfg.Latency, "latency", "BENCH_LATENCY", bench.LatencyDefault, "fake provider latency per request (jitter ±1/4 of it)")
+	f.Duration(&cfg.Duration, "duration", "BENCH_DURATION", bench.DurationDefault, "target time at the limit per scenario (sizes --tasks 0)")
+	f.Duration(&cfg.Outage, "outage", "BENCH_OUTAGE", bench.OutageDefault, "length of the insufficient_quota outage of outage scenarios")
+	f.Bool(&asJSON, "json", "BENCH_JSON", false, "print the report as JSON instead of a table")
+	f.String(&out, "out", "BENCH_OUT", "", "also write the JSON report to this file")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	for _, w := range strings.Split(workers, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil {
+			return fmt.Errorf("--workers / BENCH_WORKERS %q: want comma-separated whole numbers", workers)
+		}
+		cfg.Workers = append(cfg.Workers, k)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: find own executable: %v", err)
+	}
+	cfg.Binary, cfg.RedisURL, cfg.Progress = bin, redisURL, stderr
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	started := time.Now()
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench: finished in %.0fs\n", time.Since(started).Seconds())
+	if out != "" {
+		fh, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		if err := rep.WriteJSON(fh); err != nil {
+			fh.Close()
+			return err
+		}
+		if err := fh.Close(); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteTable(stdout)
+}

@@ -1,0 +1,286 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Mode names the two sides of a comparison.
+const (
+	ModePromptq = "promptq" // quota control on
+	ModeNaive   = "naive"   // --quota-control=false
+)
+
+// Report is the result of one bench: every scenario with both modes.
+type Report struct {
+	StartedAt   time.Time        `json:"started_at"`
+	Redis       string           `json:"redis"` // "throwaway" or "shared"
+	Concurrency int              `json:"concurrency"`
+	Latency     string           `json:"latency"`
+	TaskCost    int              `json:"task_cost_tokens"`
+	Scenarios   []ScenarioResult `json:"scenarios"`
+}
+
+// ScenarioResult holds both runs of one scenario and their ratios.
+type ScenarioResult struct {
+	Scenario
+	RPM     int       `json:"rpm"` // 0 = unlimited
+	TPM     int       `json:"tpm"` // 0 = unlimited
+	Tasks   int       `json:"tasks"`
+	Promptq RunResult `json:"promptq"`
+	Naive   RunResult `json:"naive"`
+	Ratio   Ratios    `json:"ratio"`
+	// ExtraCommandsPerTask is the promptq run's Redis commands executed per
+	// task (commandstats, Lua's included) minus the naive run's.
+	ExtraCommandsPerTask float64 `json:"extra_commands_executed_per_task"`
+	// ExtraEvalshaPerTask is the EVALSHA part of ExtraCommandsPerTask.
+	ExtraEvalshaPerTask float64 `json:"extra_evalsha_per_task"`
+	// ExtraSentPerTask is the promptq run's commands sent per task (MONITOR,
+	// every owner) minus the naive run's.
+	ExtraSentPerTask float64 `json:"extra_commands_sent_per_task"`
+}
+
+// Ratios are promptq's figure divided by the naive one (0 when the naive figure is 0).
+type Ratios struct {
+	Utilisation  float64 `json:"utilisation"`
+	Throttled    float64 `json:"throttled"`
+	Elapsed      float64 `json:"elapsed"`
+	CommandsTask float64 `json:"commands_per_task"`
+	HandlerP50   float64 `json:"handler_p50"`
+	E2EP50       float64 `json:"e2e_p50"`
+}
+
+// RunResult is what one mode of one scenario measured.
+type RunResult struct {
+	Mode string `json:"mode"`
+	// Tasks enqueued; Completed and Archived at the end; Lost = the rest.
+	Tasks     int `json:"tasks"`
+	Completed int `json:"completed"`
+	Archived  int `json:"archived"`
+	Lost      int `json:"lost"`
+	// Provider-side counters (the fake's Stats).
+	Requests      int `json:"requests"`
+	OK            int `json:"ok"`
+	RateLimited   int `json:"rate_limited"`
+	QuotaErrors   int `json:"quota_errors"`
+	TokensCharged int `json:"tokens_charged"`
+	MaxInFlight   int `json:"max_in_flight"`
+	// Elapsed is from the first request to the admission of the last
+	// answered one (last OK minus the configured latency), in seconds.
+	Elapsed float64 `json:"elapsed_s"`
+	// Wall is the whole run, workers started to last task finished, in seconds.
+	Wall float64 `json:"wall_s"`
+	// Utilisation is the binding limit's (work - burst capacity) / (Elapsed
+	// * limit per second); Binding names that limit. Zero when unlimited.
+	Utilisation        float64 `json:"utilisation"`
+	Binding            string  `json:"binding,omitempty"`
+	RequestUtilisation float64 `json:"request_utilisation,omitempty"`
+	TokenUtilisation   float64 `json:"token_utilisation,omitempty"`
+	Throttled          float64 `json:"throttled_share"` // 429 rate_limit / requests
+	// Commands executed by Redis (INFO commandstats deltas: a script's
+	// redis.call commands count as well as the EVALSHA), without the bench's own.
+	CommandsTotal   int64            `json:"redis_commands_executed"`
+	CommandsPerTask float64          `json:"redis_commands_executed_per_task"`
+	EvalshaPerTask  float64          `json:"evalsha_per_task"`
+	Commands        map[string]int64 `json:"redis_commands_executed_by_name"`
+	// Commands sent by clients (MONITOR; each is at most one round trip,
+	// fewer when pipelined), by owner (promptq, asynq, other) and name.
+	SentTotal             int64                       `json:"redis_commands_sent"`
+	SentPerTask           map[string]float64          `json:"redis_commands_sent_per_task_by_owner"`
+	PromptqEvalshaPerTask float64                     `json:"promptq_evalsha_per_task"`
+	Sent                  map[string]map[string]int64 `json:"redis_commands_sent_by_owner"`
+	HandlerP50            float64                     `json:"handler_p50_ms"`
+	HandlerP99            float64                     `json:"handler_p99_ms"`
+	E2EP50                float64                     `json:"e2e_p50_ms"`
+	E2EP99                float64                     `json:"e2e_p99_ms"`
+	DuplicateTasks        int                         `json:"tasks_sent_more_than_once"`
+	DuplicateOK           int                         `json:"duplicate_ok"` // answers beyond one per completed task
+	Outage                *Outage                     `json:"outage,omitempty"`
+	WorkerErrors          string                      `json:"worker_errors,omitempty"`
+}
+
+// SentTotalPerTask is every client command sent per task.
+func (r RunResult) SentTotalPerTask() float64 {
+	var t float64
+	for _, v := range r.SentPerTask {
+		t += v
+	}
+	return t
+}
+
+// Outage is what the insufficient_quota scenario saw.
+type Outage struct {
+	// InFlightAtFirst429 is how many requests the provider was serving when
+	// it sent the first insufficient_quota 429.
+	InFlightAtFirst429 int `json:"in_flight_at_first_429"`
+	// RequestsAfterFirst429 is how many requests reached the provider after
+	// it while the outage lasted (a well-behaved client sends at most the
+	// ones already in flight).
+	RequestsAfterFirst429 int `json:"requests_after_first_429"`
+	// RetriesRunAtResume is how many tasks the operator step moved from the
+	// retry set back to pending (they were parked with the pause's delay).
+	RetriesRunAtResume int `json:"retries_run_at_resume"`
+	// Timeline lists what happened, in seconds since the workers started.
+	Timeline []Event `json:"timeline"`
+}
+
+// Event is one point of an outage timeline.
+type Event struct {
+	At   float64 `json:"at_s"`
+	What string  `json:"what"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes one block per scenario: each figure for promptq, the
+// naive baseline and their ratio, then outage timelines.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "promptq bench — %s Redis, concurrency %d per worker, provider latency %s, %d tokens per task\n\n",
+		r.Redis, r.Concurrency, r.Latency, r.TaskCost)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tmetric\tpromptq\tnaive\tratio\t")
+	for _, s := range r.Scenarios {
+		p, n := s.Promptq, s.Naive
+		head := fmt.Sprintf("%s (K=%d, %s, rpm=%s tpm=%s, %d tasks)", s.Name, s.Workers, burstText(s), limitText(s.RPM), limitText(s.TPM), s.Tasks)
+		rows := []struct {
+			metric string
+			p, n   string
+			ratio  float64
+		}{
+			{"utilisation (" + cmpStr(p.Binding, "-") + ")", f3(p.Utilisation), f3(n.Utilisation), s.Ratio.Utilisation},
+			{"429 rate_limit share", pct(p.Throttled), pct(n.Throttled), s.Ratio.Throttled},
+			{"requests / ok", fmt.Sprintf("%d/%d", p.Requests, p.OK), fmt.Sprintf("%d/%d", n.Requests, n.OK), math.NaN()},
+			{"elapsed at limit (s)", f2(p.Elapsed), f2(n.Elapsed), s.Ratio.Elapsed},
+			{"wall (s)", f2(p.Wall), f2(n.Wall), math.NaN()},
+			{"redis cmds sent/task", f2(p.SentTotalPerTask()), f2(n.SentTotalPerTask()), ratio(p.SentTotalPerTask(), n.SentTotalPerTask())},
+			{"  promptq's (evalsha)", f2(p.SentPerTask[OwnerPromptq]) + " (" + f2(p.PromptqEvalshaPerTask) + ")", f2(n.SentPerTask[OwnerPromptq]), math.NaN()},
+			{"  asynq's", f2(p.SentPerTask[OwnerAsynq]), f2(n.SentPerTask[OwnerAsynq]), ratio(p.SentPerTask[OwnerAsynq], n.SentPerTask[OwnerAsynq])},
+			{"redis cmds executed/task (incl. Lua)", f2(p.CommandsPerTask), f2(n.CommandsPerTask), s.Ratio.CommandsTask},
+			{"handler p50/p99 (ms)", f0(p.HandlerP50) + "/" + f0(p.HandlerP99), f0(n.HandlerP50) + "/" + f0(n.HandlerP99), s.Ratio.HandlerP50},
+			{"enqueue→done p50/p99 (ms)", f0(p.E2EP50) + "/" + f0(p.E2EP99), f0(n.E2EP50) + "/" + f0(n.E2EP99), s.Ratio.E2EP50},
+			{"lost / archived", fmt.Sprintf("%d/%d", p.Lost, p.Archived), fmt.Sprintf("%d/%d", n.Lost, n.Archived), math.NaN()},
+			{"tasks sent >1 / dup OK", fmt.Sprintf("%d/%d", p.DuplicateTasks, p.DuplicateOK), fmt.Sprintf("%d/%d", n.DuplicateTasks, n.DuplicateOK), math.NaN()},
+		}
+		if p.Outage != nil && n.Outage != nil {
+			rows = append(rows,
+				struct {
+					metric string
+					p, n   string
+					ratio  float64
+				}{"quota 429s", fmt.Sprint(p.QuotaErrors), fmt.Sprint(n.QuotaErrors), math.NaN()},
+				struct {
+					metric string
+					p, n   string
+					ratio  float64
+				}{"reqs after 1st quota 429 / in flight then",
+					fmt.Sprintf("%d/%d", p.Outage.RequestsAfterFirst429, p.Outage.InFlightAtFirst429),
+					fmt.Sprintf("%d/%d", n.Outage.RequestsAfterFirst429, n.Outage.InFlightAtFirst429), math.NaN()})
+		}
+		for i, row := range rows {
+			name := ""
+			if i == 0 {
+				name = head
+			}
+			ratio := ""
+			if !math.IsNaN(row.ratio) {
+				ratio = f2(row.ratio)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name, row.metric, row.p, row.n, ratio)
+		}
+		fmt.Fprintln(tw, "\t\t\t\t\t")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range r.Scenarios {
+		for _, run := range []RunResult{s.Promptq, s.Naive} {
+			if run.Outage == nil {
+				continue
+			}
+			fmt.Fprintf(w, "%s / %s outage timeline (s since workers started):\n", s.Name, run.Mode)
+			for _, e := range run.Outage.Timeline {
+				fmt.Fprintf(w, "  %7.2f  %s\n", e.At, e.What)
+			}
+		}
+	}
+	for _, s := range r.Scenarios {
+		for _, run := range []RunResult{s.Promptq, s.Naive} {
+			if errs := errorLines(run.WorkerErrors); errs != "" {
+				fmt.Fprintf(w, "%s / %s worker errors (last lines of stderr; the JSON report has warnings too):\n%s\n", s.Name, run.Mode, indent(errs))
+			}
+		}
+	}
+	return nil
+}
+
+// errorLines keeps the lines of worker output that are not info or warn logs.
+func errorLines(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) == "" || strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"info"`) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}
+
+func burstText(s ScenarioResult) string {
+	if s.Bound == BoundNone {
+		return "unlimited"
+	}
+	return "burst " + s.Burst.String()
+}
+
+func limitText(n int) string {
+	if n == 0 {
+		return "∞"
+	}
+	return fmt.Sprint(n)
+}
+
+func cmpStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+func f0(v float64) string  { return fmt.Sprintf("%.0f", v) }
+func f2(v float64) string  { return fmt.Sprintf("%.2f", v) }
+func f3(v float64) string  { return fmt.Sprintf("%.3f", v) }
+func pct(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// percentile returns the p-th percentile (0..100) of xs by nearest rank.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/tasks"
+)
+
+// Defaults and limits of Config.
+const (
+	// MaxBodyDefault is the largest request body accepted (10 MiB).
+	MaxBodyDefault int64 = 10 << 20
+	// MaxBodyMin is the smallest MaxBody accepted (one task must fit).
+	MaxBodyMin int64 = 1 << 10
+	// MonitoringPath is where asynqmon is mounted.
+	MonitoringPath = "/monitoring"
+	// ShutdownTimeoutDefault is how long requests may drain after ctx ends.
+	ShutdownTimeoutDefault = 10 * time.Second
+	// PingTimeoutDefault bounds the Redis PING of /healthz and /readyz.
+	PingTimeoutDefault = 2 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Redis is the client for pause, quota and health checks (required).
+	Redis redis.UniversalClient
+	// RedisConnOpt is the same Redis for asynq's client, inspector and
+	// asynqmon (required).
+	RedisConnOpt asynq.RedisConnOpt
+	// AdminToken, when set, is required as a bearer token on /v1/* and
+	// /monitoring/*. Default "" (no authentication).
+	AdminToken string
+	// ReadOnly refuses every method but GET and HEAD with 403 and makes
+	// asynqmon read-only. Default false.
+	ReadOnly bool
+	// MaxBody is the largest request body in bytes. Default MaxBodyDefault;
+	// at least MaxBodyMin.
+	MaxBody int64
+	// Accounts lists the accounts that pause/resume without an account, the
+	// status report and the metrics cover. Default: every account that has
+	// run a worker.
+	Accounts func(ctx context.Context) ([]string, error)
+	// TaskOptions are the asynq options of enqueued tasks (retention, max
+	// retry, timeout). Default: tasks' defaults.
+	TaskOptions tasks.TaskOptions
+	// Registry receives the metrics collectors. Default: a new registry with
+	// the Go and process collectors besides promptq's.
+	Registry *prometheus.Registry
+	// Logger receives access and error logs, tagged component=http. Default:
+	// zerolog.Nop().
+	Logger zerolog.Logger
+	// Clock turns a pause's "for" into an end time. Default clock.Real.
+	Clock clock.Clock
+	// ShutdownTimeout is how long requests in flight may finish after ctx
+	// ends. Default ShutdownTimeoutDefault.
+	ShutdownTimeout time.Duration
+}
+
+// WithDefaults fills zero fields with their defaults.
+func (c Config) WithDefaults() Config {
+	c.MaxBody = cmp.Or(c.MaxBody, MaxBodyDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Accounts == nil && c.Redis != nil {
+		rdb := c.Redis
+		c.Accounts = func(ctx context.Context) ([]string, error) {
+			return rdb.SMembers(ctx, keys.Accounts()).Result()
+		}
+	}
+	return c
+}
+
+// Validate reports a missing or out-of-range field.
+func (c Config) Validate() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("httpapi: Config.Redis is required")
+	case c.RedisConnOpt == nil:
+		return errors.New("httpapi: Config.RedisConnOpt is required")
+	case c.MaxBody < MaxBodyMin:
+		return fmt.Errorf("httpapi: Config.MaxBody must be at least %d bytes, got %d", MaxBodyMin, c.MaxBody)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("httpapi: Config.ShutdownTimeout must be positive, got %v", c.ShutdownTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package metrics
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+)
+
+// ScrapeTimeoutDefault bounds the Redis reads of one scrape.
+const ScrapeTimeoutDefault = 5 * time.Second
+
+// Config configures a Collector.
+type Config struct {
+	// Redis is the client the limiter and the gate read from (required).
+	Redis redis.UniversalClient
+	// Accounts lists the accounts to export. Default: every account that has
+	// run a worker (the keys.Accounts set).
+	Accounts func(ctx context.Context) ([]string, error)
+	// Quota is the limiter whose snapshots are exported. Default: a limiter
+	// with quota's default config on Redis (daily limits then read as 0).
+	Quota *quota.Limiter
+	// Gate is the pause gate read for pause state. Default: a gate with
+	// pausegate's default config on Redis.
+	Gate *pausegate.Gate
+	// Clock gives the time for remaining pause seconds. Default clock.Real.
+	Clock clock.Clock
+	// ScrapeTimeout bounds one scrape's Redis reads. Default ScrapeTimeoutDefault.
+	ScrapeTimeout time.Duration
+}
+
+// WithDefaults fills zero fields with their defaults (Quota and Gate are
+// built in NewCollector, which needs Redis).
+func (c Config) WithDefaults() Config {
+	c.ScrapeTimeout = cmp.Or(c.ScrapeTimeout, ScrapeTimeoutDefault)
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Accounts == nil && c.Redis != nil {
+		rdb := c.Redis
+		c.Accounts = func(ctx context.Context) ([]string, error) {
+			return rdb.SMembers(ctx, keys.Accounts()).Result()
+		}
+	}
+	return c
+}
+
+// Validate reports a missing or out-of-range field.
+func (c Config) Validate() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("metrics: Config.Redis is required")
+	case c.ScrapeTimeout < 0:
+		return fmt.Errorf("metrics: Config.ScrapeTimeout must be positive, got %v", c.ScrapeTimeout)
+	}
+	return nil
+}
+
+var (
+	quotaLimitDesc = prometheus.NewDesc("promptq_quota_limit",
+		"Per-minute limit in force for an account (learned from headers or configured); -1 when unknown.",
+		[]string{"account", "resource"}, nil)
+	quotaAvailableDesc = prometheus.NewDesc("promptq_quota_available",
+		"Units that could be reserved now (negative: in debt); absent while the limit is unknown.",
+		[]string{"account", "resource"}, nil)
+	pausedDesc = prometheus.NewDesc("promptq_paused",
+		"1 while the account is paused.", []string{"account"}, nil)
+	pauseRemainingDesc = prometheus.NewDesc("promptq_pause_remaining_seconds",
+		"Seconds until the account's pause ends; 0 when not paused, +Inf when paused until resumed.",
+		[]string{"account"}, nil)
+	throttledDesc = prometheus.NewDesc("promptq_throttled_total",
+		"HTTP 429 responses the provider returned for the account.", []string{"account"}, nil)
+	inflightDesc = prometheus.NewDesc("promptq_inflight_reservations",
+		"Quota reservations in flight (not yet settled nor expired).", []string{"account"}, nil)
+	dailyUsedDesc = prometheus.NewDesc("promptq_daily_used",
+		"Requests or tokens used today, including reservations in flight.", []string{"account", "resource"}, nil)
+	estimateErrDesc = prometheus.NewDesc("promptq_estimate_mean_abs_error_tokens",
+		"Mean absolute error of the input-token estimate over settled requests.", []string{"account"}, nil)
+	accountErrorDesc = prometheus.NewDesc("promptq_scrape_error",
+		"1 when the account's state could not be read on this scrape.", []string{"account"}, nil)
+)
+
+// Resource label values.
+const (
+	resourceRequests = "requests"
+	resourceTokens   = "tokens"
+)
+
+// Collector exports every account's quota and pause state, read from Redis
+// at scrape time.
+type Collector struct {
+	cfg Config
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a Collector for cfg.
+func NewCollector(cfg Config) (*Collector, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Quota == nil {
+		lim, err := quota.New(cfg.Redis, quota.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Quota = lim
+	}
+	if cfg.Gate == nil {
+		g, err := pausegate.New(cfg.Redis, pausegate.Config{Clock: cfg.Clock})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Gate = g
+	}
+	return &Collector{cfg: cfg}, nil
+}
+
+// Describe sends the descriptors of every series the collector may export.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{quotaLimitDesc, quotaAvailableDesc, pausedDesc, pauseRemainingDesc,
+		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, accountErrorDesc} {
+		ch <- d
+	}
+}
+
+// Collect reads every account and sends its series. An account that cannot
+// be read gets promptq_scrape_error 1; failing to list accounts makes the
+// scrape report an error.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ScrapeTimeout)
+	defer cancel()
+	accounts, err := c.cfg.Accounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(pausedDesc, fmt.Errorf("list accounts: %w", err))
+		return
+	}
+	for _, a := range accounts {
+		failed := 0.0
+		if err := c.collectAccount(ctx, ch, a); err != nil {
+			failed = 1
+		}
+		ch <- prometheus.MustNewConstMetric(accountErrorDesc, prometheus.GaugeValue, failed, a)
+	}
+}
+
+func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Metric, a string) error {
+	snap, err := c.cfg.Quota.Snapshot(ctx, a)
+	if err != nil {
+		return err
+	}
+	rec, active, err := c.cfg.Gate.Check(ctx, a)
+	if err != nil {
+		return err
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, b := range []struct {
+		resource string
+		state    quota.BucketState
+		daily    int64
+	}{
+		{resourceRequests, snap.Requests, snap.Daily.Requests},
+		{resourceTokens, snap.Tokens, snap.Daily.Tokens},
+	} {
+		gauge(quotaLimitDesc, float64(b.state.Limit), a, b.resource)
+		if b.state.Limit > 0 {
+			gauge(quotaAvailableDesc, b.state.Available, a, b.resource)
+		}
+		gauge(dailyUsedDesc, float64(b.daily), a, b.resource)
+	}
+	paused, remaining := 0.0, 0.0
+	if active {
+		paused = 1
+		switch r := rec.Remaining(c.cfg.Clock.Now()); r {
+		case pausegate.Indefinite:
+			remaining = math.Inf(1)
+		default:
+			remaining = r.Seconds()
+		}
+	}
+	gauge(pausedDesc, paused, a)
+	gauge(pauseRemainingDesc, remaining, a)
+	gauge(inflightDesc, float64(snap.InFlight), a)
+	gauge(estimateErrDesc, snap.EstimateMeanAbsErr, a)
+	ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(snap.Throttled), a)
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package metrics holds promptq's Prometheus collectors. Both read Redis on
+// each scrape; neither registers itself anywhere: the caller creates a
+// registry and registers them.
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(
+//		metrics.NewQueueCollector(inspector),
+//		metrics.NewCollector(metrics.Config{Redis: rdb, Accounts: listAccounts}),
+//	)
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// QueueCollector exports asynq's per-queue series under the names of asynq's
+// own x/metrics collector (asynq_tasks_enqueued_total, asynq_queue_size, ...),
+// so asynq's published dashboards work unchanged. Collector exports promptq's
+// quota and pause state as promptq_* series.
+package metrics

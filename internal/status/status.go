@@ -1,0 +1,102 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+)
+
+// Queue is one asynq queue in the report.
+type Queue struct {
+	Pending   int  `json:"pending"`
+	Active    int  `json:"active"`
+	Scheduled int  `json:"scheduled"`
+	Retry     int  `json:"retry"`
+	Archived  int  `json:"archived"`
+	Completed int  `json:"completed"`
+	Paused    bool `json:"paused"`
+}
+
+// Pause is the pause state of one account (or the summary of all).
+type Pause struct {
+	Paused           bool    `json:"paused"`
+	Until            *string `json:"until"`
+	Reason           string  `json:"reason"`
+	Kind             string  `json:"kind,omitempty"`
+	SetBy            string  `json:"set_by,omitempty"`
+	RemainingSeconds float64 `json:"remaining_seconds,omitempty"`
+	Account          string  `json:"account,omitempty"`
+}
+
+// Report is the whole status: queues by name, the first active pause (or an
+// asynq queue paused by hand), and pause and quota per account.
+type Report struct {
+	Queues   map[string]Queue          `json:"queues"`
+	Pause    Pause                     `json:"pause"`
+	Accounts map[string]Pause          `json:"accounts"`
+	Quota    map[string]quota.Snapshot `json:"quota"`
+}
+
+// Collect reads the report for accounts from Redis through asynq's inspector,
+// the pause gate and the quota limiter (with their default configs).
+func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string) (*Report, error) {
+	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]quota.Snapshot{}}
+	names, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range names {
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		rep.Queues[q] = Queue{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed, Paused: info.Paused}
+	}
+	gate, err := pausegate.New(rdb, pausegate.Config{})
+	if err != nil {
+		return nil, err
+	}
+	lim, err := quota.New(rdb, quota.Config{})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, a := range accounts {
+		rec, active, err := gate.Check(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		ps := Pause{Paused: active, Account: a}
+		if active {
+			ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
+			if !rec.Until.IsZero() {
+				s := rec.Until.UTC().Format(time.RFC3339)
+				ps.Until = &s
+				ps.RemainingSeconds = rec.Remaining(now).Seconds()
+			}
+		}
+		rep.Accounts[a] = ps
+		if ps.Paused && !rep.Pause.Paused {
+			rep.Pause = ps
+		}
+		if snap, err := lim.Snapshot(ctx, a); err == nil {
+			rep.Quota[a] = snap
+		}
+	}
+	if !rep.Pause.Paused {
+		for _, q := range rep.Queues {
+			if q.Paused {
+				rep.Pause = Pause{Paused: true, Reason: "asynq queue paused"}
+				break
+			}
+		}
+	}
+	return rep, nil
+}
