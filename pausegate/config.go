@@ -60,6 +60,14 @@ type QueueStater interface {
 	QueuePaused(queue string) (bool, error)
 }
 
+// RetryRunner is optionally implemented by a QueueController that can make
+// a queue's retry tasks due now; *asynq.Inspector implements it. A manual
+// Resume uses it so that tasks parked with a delay up to the pause's end run
+// at once instead of idling until the time the pause would have ended.
+type RetryRunner interface {
+	RunAllRetryTasks(queue string) (int, error)
+}
+
 // Config configures a Gate.
 type Config struct {
 	// Clock tells the time written into records and compared with them.

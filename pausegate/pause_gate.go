@@ -196,8 +196,20 @@ func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
 	unpaused, err := g.unpauseQueues(ctx, account)
 	was := rec.Active(g.cfg.Clock.Now()) || unpaused > 0
 	g.setLocal(account, Record{})
+	released := 0
+	if rr, ok := g.cfg.Queues.(RetryRunner); ok && was {
+		queues, qerr := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
+		err = errors.Join(err, qerr)
+		for _, q := range queues {
+			n, rerr := rr.RunAllRetryTasks(q)
+			released += n
+			if rerr != nil && !isAlready(rerr, "not found") {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}
 	if was {
-		g.log.Info().Str("account", account).Int("queues_unpaused", unpaused).Msg("account resumed manually")
+		g.log.Info().Str("account", account).Int("queues_unpaused", unpaused).Int("retries_released", released).Msg("account resumed manually")
 		g.publish(ctx, account, Event{Type: EventResume})
 	}
 	return was, err

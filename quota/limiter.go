@@ -50,7 +50,15 @@ type Config struct {
 	// with Burst=10s holds 100 requests. Learned limits always use 60s, as
 	// OpenAI does. Default BurstDefault (60s); 1s to 1h.
 	Burst time.Duration
+	// Probe is how many reservations may be in flight while the account has
+	// no known limit and no response has been settled yet, so a cold start
+	// cannot burst past limits nobody has learned. Default ProbeDefault (1);
+	// negative turns the probe off.
+	Probe int
 }
+
+// ProbeDefault is Config.Probe's default.
+const ProbeDefault = 1
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -61,6 +69,7 @@ func (c Config) WithDefaults() Config {
 	c.Location = cmp.Or(c.Location, time.UTC)
 	c.ReservationTTL = cmp.Or(c.ReservationTTL, ReservationTTLDefault)
 	c.Burst = cmp.Or(c.Burst, BurstDefault)
+	c.Probe = cmp.Or(c.Probe, ProbeDefault)
 	return c
 }
 
@@ -229,7 +238,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
-		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(),
+		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)

@@ -459,7 +459,7 @@ func TestDailyRollover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := setupLimiter(t, Config{DailyRequests: 10, DailyTokens: 1000000, Threshold: 0.5, Location: ny})
+	e := setupLimiter(t, Config{DailyRequests: 10, DailyTokens: 1000000, Threshold: 0.5, Location: ny, Probe: -1})
 	// 23:59 in New York is 03:59 UTC the next day: the UTC date differs.
 	e.clk.Set(time.Date(2025, 3, 10, 23, 59, 0, 0, ny))
 	for i := 0; i < 5; i++ {

@@ -73,7 +73,7 @@ func TestOutputText(t *testing.T) {
 	}{
 		{"hi", 4, "echo: hi lorem ipsum"},
 		{"hi", 1, "echo: hi"},
-		{"", 3, "echo: ipsum dolor"},
+		{"", 3, "echo: lorem ipsum"},
 		{"0123456789012345678901234567890123456789XYZ", 2, "echo: 0123456789012345678901234567890123456789"},
 	} {
 		if got := OutputText(tc.in, tc.n); got != tc.want {

@@ -70,7 +70,7 @@ func (s *Server) writeChat(w http.ResponseWriter, c *call, a *answer) {
 		out.Choices = []chatChoice{{Message: &chatMessage{Role: "assistant", Content: a.text, Annotations: []any{}}, FinishReason: &finish}}
 		out.Usage = usage
 		body, _ := json.Marshal(out)
-		writeBody(w, body, a.truncate)
+		writeBody(w, body, a.truncate, a.done)
 		return
 	}
 
@@ -101,5 +101,6 @@ func (s *Server) writeChat(w http.ResponseWriter, c *call, a *answer) {
 	if c.includeUsage {
 		sw.event("", chunk([]chatChoice{}, usage))
 	}
+	a.done()
 	sw.raw("[DONE]")
 }

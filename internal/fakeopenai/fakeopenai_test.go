@@ -300,9 +300,7 @@ func TestRateLimitAndRefill(t *testing.T) {
 }
 
 func TestTokenRateLimit(t *testing.T) {
-	// 1000 TPM with a 1s burst: the bucket holds 16.67 tokens. A request
-	// costing 4+1+16 = 21 tokens can never pass; 16 tokens of output is
-	// the minimum the Responses API accepts, so use chat with max_tokens.
+	// Chat, since max_tokens may go below the Responses API's minimum of 16.
 	f := setup(t, Config{TPM: 6000, Burst: time.Second}) // capacity 100, 100 tokens/s
 	ctx := context.Background()
 	p := chatParams("abcd")      // input ceil(12/4)+8 = 11
@@ -332,15 +330,25 @@ func TestTokenRateLimit(t *testing.T) {
 	if raw.Header.Get("x-ratelimit-limit-requests") != "" {
 		t.Error("request headers sent without an RPM limit")
 	}
+
+	// A cost above the bucket's capacity can never pass.
+	f.clk.Advance(time.Minute)
+	p.MaxTokens = openai.Int(200)
+	_, err = f.client.Chat.Completions.New(ctx, p)
+	e = apiErr(t, err, 429, "rate_limit_exceeded")
+	if !strings.HasPrefix(e.Message, "Request too large for gpt-4o-mini in organization org-fake on tokens per min (TPM): Limit 6000, Requested 211.") {
+		t.Errorf("message %q", e.Message)
+	}
 }
 
 func TestInsufficientQuotaPropagation(t *testing.T) {
-	f := setup(t, Config{Latency: time.Hour})
+	f := setup(t, Config{SlowBy: time.Hour})
 	entered := make(chan struct{}, 1)
 	f.fake.onLatency = func() { entered <- struct{}{} }
 	ctx := context.Background()
 
-	// A request admitted in normal mode sits in its latency...
+	// A request admitted in slow mode sits in its latency...
+	f.fake.SetMode(ModeSlow, 0)
 	slowCtx, cancelSlow := context.WithCancel(ctx)
 	slowDone := make(chan error, 1)
 	go func() {
@@ -373,8 +381,7 @@ func TestInsufficientQuotaPropagation(t *testing.T) {
 	if err := <-slowDone; !errors.Is(err, context.Canceled) {
 		t.Errorf("slow request err = %v, want context.Canceled", err)
 	}
-	// The handler may still be unwinding; its leave() runs before ResetStats
-	// is needed, so read the counters that are final already.
+	f.srv.Close() // waits for the slow handler to return
 	st := f.fake.Stats()
 	if st.QuotaErrors != 3 || st.FirstQuotaErrorAt != "2025-01-02T03:04:05Z" {
 		t.Errorf("quota errors %d at %q", st.QuotaErrors, st.FirstQuotaErrorAt)
@@ -385,8 +392,8 @@ func TestInsufficientQuotaPropagation(t *testing.T) {
 	if st.RequestsAfterFirstQuotaError != 2 {
 		t.Errorf("requests_after_first_quota_error = %d, want 2 (the normal-mode one is not counted)", st.RequestsAfterFirstQuotaError)
 	}
-	if st.Requests != 5 || st.OK != 1 {
-		t.Errorf("requests %d ok %d", st.Requests, st.OK)
+	if st.Requests != 5 || st.OK != 1 || st.Canceled != 1 || st.InFlight != 0 {
+		t.Errorf("requests %d ok %d canceled %d in flight %d", st.Requests, st.OK, st.Canceled, st.InFlight)
 	}
 	want := map[string]int{"task-slow": 1, "task-a": 1, "task-b": 3}
 	for k, v := range want {
@@ -574,7 +581,7 @@ func TestRequestErrors(t *testing.T) {
 		})
 	}
 	st := f.fake.Stats()
-	if st.AuthErrors != 2 || st.BadRequests != 5 || st.OK != 1 || st.Requests != 9 || st.TokensCharged == 0 {
+	if st.AuthErrors != 2 || st.BadRequests != 6 || st.OK != 1 || st.Requests != 9 || st.TokensCharged == 0 {
 		t.Errorf("stats = %+v", st)
 	}
 }

@@ -63,7 +63,7 @@ func OutputText(lastUser string, n int) string {
 	text := strings.TrimSpace("echo: " + lastUser)
 	var b strings.Builder
 	b.WriteString(text)
-	for i := len(strings.Fields(text)); i < n; i++ {
+	for i := 0; i < n-len(strings.Fields(text)); i++ {
 		b.WriteByte(' ')
 		b.WriteString(padWords[i%len(padWords)])
 	}

@@ -94,7 +94,7 @@ func (s *Server) writeResponses(w http.ResponseWriter, c *call, a *answer) {
 
 	if !c.stream {
 		body, _ := json.Marshal(done)
-		writeBody(w, body, a.truncate)
+		writeBody(w, body, a.truncate, a.done)
 		return
 	}
 
@@ -132,19 +132,22 @@ func (s *Server) writeResponses(w http.ResponseWriter, c *call, a *answer) {
 		sw.flush()
 		return
 	}
+	a.done()
 	emit("response.completed", map[string]any{"response": done})
 	sw.flush()
 }
 
 // writeBody writes a JSON answer; with truncate only its first half is sent
 // (Content-Length still announces the whole), so the client sees a cut body.
-func writeBody(w http.ResponseWriter, body []byte, truncate bool) {
+func writeBody(w http.ResponseWriter, body []byte, truncate bool, done func()) {
 	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if truncate {
 		body = body[:len(body)/2]
+	} else {
+		done()
 	}
 	_, _ = w.Write(body)
 	_ = http.NewResponseController(w).Flush()

@@ -143,6 +143,9 @@ type answer struct {
 	capped       bool // generation stopped at the request's max tokens
 	truncate     bool // ModeTruncate: cut the answer short
 	created      time.Time
+	// done counts the success; writers call it just before the last bytes,
+	// never in truncate mode.
+	done func()
 }
 
 // serveAPI runs one API request through the pipeline: count, auth, parse,
@@ -151,15 +154,22 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 	start := time.Now() // real time, for openai-processing-ms
 	w.Header().Set("x-request-id", newID("req_", 16))
 	mode := s.arrive(r.Header.Get(TaskIDHeader))
-	defer s.leave()
+	// Counters are final before the last byte goes out, so a client that has
+	// its answer sees them in Stats: end counts the outcome and leaves
+	// in_flight once.
+	var once sync.Once
+	end := func(counter *int) {
+		once.Do(func() { s.leave(counter) })
+	}
+	defer end(nil)
 	fail := func(e *apiError, rl []header, counter *int) {
-		s.count(counter)
+		end(counter)
 		setHeaders(w, start, rl)
 		writeError(w, e)
 	}
 
 	if mode == ModeReset {
-		s.count(&s.stats.Resets)
+		end(&s.stats.Resets)
 		abort(w)
 		return
 	}
@@ -182,6 +192,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 	}
 	if mode == ModeInsufficientQuota {
 		s.quotaError()
+		end(nil)
 		setHeaders(w, start, s.rateHeaders())
 		writeError(w, &apiError{
 			status:  http.StatusTooManyRequests,
@@ -192,6 +203,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 	}
 	rl, wait, e := s.admit(c)
 	if e != nil {
+		end(nil)
 		setHeaders(w, start, rl)
 		w.Header().Set("retry-after", retryAfterSeconds(wait))
 		w.Header().Set("retry-after-ms", strconv.FormatInt(wait.Milliseconds(), 10))
@@ -210,7 +222,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		s.onLatency()
 	}
 	if !sleep(r.Context(), s.latency(mode)) {
-		s.count(&s.stats.Canceled) // the client went away; its slot is freed
+		end(&s.stats.Canceled) // the client went away; its slot is freed
 		return
 	}
 	n := c.outputTokens(s.cfg.OutputTokens)
@@ -222,14 +234,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		truncate:     mode == ModeTruncate,
 		created:      s.cfg.Clock(),
 	}
+	a.done = func() {
+		once.Do(func() { s.succeeded(a) })
+	}
 	setHeaders(w, start, rl)
 	write(w, c, a)
 	if a.truncate {
-		s.count(&s.stats.Truncated)
+		end(&s.stats.Truncated)
 		abort(w)
-		return
 	}
-	s.succeeded(a)
 }
 
 // arrive counts a new API request and returns the mode in force.
@@ -254,17 +267,15 @@ func (s *Server) arrive(taskID string) Mode {
 	return mode
 }
 
-func (s *Server) leave() {
+// leave ends a request: it increments counter (when not nil) and InFlight
+// goes down.
+func (s *Server) leave(counter *int) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if counter != nil {
+		*counter++
+	}
 	s.stats.InFlight--
-	s.mu.Unlock()
-}
-
-// count increments one of s.stats' counters under the lock.
-func (s *Server) count(counter *int) {
-	s.mu.Lock()
-	*counter++
-	s.mu.Unlock()
 }
 
 func (s *Server) quotaError() {
@@ -278,9 +289,11 @@ func (s *Server) quotaError() {
 	}
 }
 
+// succeeded ends a successful request.
 func (s *Server) succeeded(a *answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stats.InFlight--
 	s.stats.OK++
 	s.stats.InputTokens += a.inputTokens
 	s.stats.OutputTokens += a.outputTokens
@@ -328,10 +341,15 @@ func (s *Server) admit(c *call) ([]header, time.Duration, *apiError) {
 		if wait := b.b.wait(float64(b.n)); wait > 0 {
 			s.stats.RateLimited++
 			used := int(b.b.capacity - b.b.level + 0.999999)
+			msg := fmt.Sprintf("Rate limit reached for %s in organization org-fake on %s: Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.",
+				c.model, b.window, b.b.limit, used, b.n, wait)
+			if float64(b.n) > b.b.capacity {
+				// Never satisfiable: OpenAI words this one differently.
+				msg = fmt.Sprintf("Request too large for %s in organization org-fake on %s: Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
+					c.model, b.window, b.b.limit, b.n)
+			}
 			return s.rateHeadersLocked(now), wait, &apiError{
-				status: http.StatusTooManyRequests,
-				Message: fmt.Sprintf("Rate limit reached for %s in organization org-fake on %s: Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.",
-					c.model, b.window, b.b.limit, used, b.n, wait),
+				status: http.StatusTooManyRequests, Message: msg,
 				Type: b.kind, Code: strp("rate_limit_exceeded"),
 			}
 		}

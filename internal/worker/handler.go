@@ -84,7 +84,11 @@ const (
 
 // Handler processes prompt tasks.
 type Handler struct {
-	cfg    HandlerConfig
+	// admitting lets one task of this process at a time wait for quota, so
+	// that waiters do not all wake at once and poll Redis for the same refill
+	// (it cut reserve calls per task several-fold under a binding limit).
+	admitting chan struct{}
+	cfg       HandlerConfig
 	lim    limiter
 	gate   gate
 	client completer
@@ -108,7 +112,7 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
+	return &Handler{admitting: make(chan struct{}, 1), cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
 }
 
 // EstimateInputTokens is the token estimate reserved for a payload's input:
@@ -276,6 +280,20 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 // or an error to hand back to asynq (a *backoff.Wait when the task should
 // come back later without counting as a failure).
 func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quota.Reservation, error) {
+	for {
+		if rec, paused := h.gate.Local(h.cfg.Account); paused {
+			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
+		}
+		select {
+		case h.admitting <- struct{}{}:
+		case <-h.gate.Notify():
+			continue
+		case <-ctx.Done():
+			return quota.Reservation{}, ctx.Err()
+		}
+		break
+	}
+	defer func() { <-h.admitting }()
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
 			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)

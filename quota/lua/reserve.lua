@@ -17,6 +17,10 @@
 -- ARGV[9]  reservation TTL ms
 -- ARGV[10] inflight member for this reservation
 -- ARGV[11] day hash TTL ms
+-- ARGV[12] probe: while no limit is known and no response has been settled
+--          yet (limits field 'seen' absent), at most this many reservations
+--          may be in flight (0 = no probe), so a cold start does not burst
+--          past limits nobody has learned yet
 --
 -- Returns {code, n}:
 --   {0, 0}        admitted: buckets and daily counters debited, member added
@@ -67,6 +71,13 @@ if rl > 0 and rc > rcap then
 end
 if tl > 0 and tc > tcap then
   return {4, 2}
+end
+
+local probe = tonumber(ARGV[12])
+if rl <= 0 and tl <= 0 and probe > 0 and redis.call('HEXISTS', KEYS[1], 'seen') == 0 then
+  if redis.call('ZCARD', KEYS[2]) >= probe then
+    return {1, 50}
+  end
 end
 
 local wait = 0

@@ -55,6 +55,8 @@ local mode = ARGV[2]
 local rc, tc, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+-- Any settled outcome ends the cold-start probe of reserve.lua.
+redis.call('HSET', KEYS[1], 'seen', 1)
 
 local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat')
 local ts = tonumber(h[5]) or now
