@@ -89,10 +89,10 @@ type Handler struct {
 	// (it cut reserve calls per task several-fold under a binding limit).
 	admitting chan struct{}
 	cfg       HandlerConfig
-	lim    limiter
-	gate   gate
-	client completer
-	log    zerolog.Logger
+	lim       limiter
+	gate      gate
+	client    completer
+	log       zerolog.Logger
 }
 
 // NewHandler returns a handler. lim and g may be nil when QuotaControl is off.
