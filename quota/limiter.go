@@ -55,6 +55,12 @@ type Config struct {
 	// cannot burst past limits nobody has learned. Default ProbeDefault (1);
 	// negative turns the probe off.
 	Probe int
+	// Schedule lets Reserve admit a request that fits within this long: its
+	// cost is debited now (the buckets go into debt that refill pays back)
+	// and Decision.Wait says how long to wait before sending. Waiters are
+	// thus served first come, first served across every worker, with one
+	// round trip each instead of polling. Default 0: no scheduling.
+	Schedule time.Duration
 }
 
 // ProbeDefault is Config.Probe's default.
@@ -93,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("quota: Threshold %v: must be in (0, 1]", c.Threshold)
 	case c.ReservationTTL < time.Second || c.ReservationTTL > 24*time.Hour:
 		return fmt.Errorf("quota: ReservationTTL %v: must be between 1s and 24h", c.ReservationTTL)
+	case c.Schedule < 0 || c.Schedule > time.Hour:
+		return fmt.Errorf("quota: Schedule must be between 0 and 1h, got %v", c.Schedule)
 	case c.Burst < time.Second || c.Burst > time.Hour:
 		return fmt.Errorf("quota: Burst %v: must be between 1s and 1h", c.Burst)
 	}
@@ -131,11 +139,13 @@ func (r Reservation) member() string {
 
 // Decision is Reserve's answer.
 type Decision struct {
-	// OK means the request may be sent now; Reservation is then valid.
+	// OK means the request is admitted; Reservation is then valid. With
+	// Config.Schedule, Wait may be > 0: send only after waiting that long.
 	OK          bool
 	Reservation Reservation
 	// Wait is, when !OK and neither paused nor exhausted, how long until the
-	// cost fits (if nobody else takes the capacity first).
+	// cost fits (if nobody else takes the capacity first); when OK, how long
+	// to wait before sending (0 without scheduling).
 	Wait time.Duration
 	// Paused means a pause record is active; PausedUntil is its end (zero =
 	// indefinite, until someone resumes the account).
@@ -238,7 +248,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
-		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0),
+		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
@@ -248,7 +258,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 	}
 	switch res[0] {
 	case 0:
-		return Decision{OK: true, Reservation: r}, nil
+		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 1:
 		return Decision{Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 2:
@@ -314,7 +324,7 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 		known(info.Requests.Limit), known(info.Requests.Remaining),
 		known(info.Tokens.Limit), known(info.Tokens.Remaining),
 		inferLimit(info.Requests), inferLimit(info.Tokens),
-		dayTTL.Milliseconds(),
+		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
 	).Err()
 	if err != nil {
 		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
@@ -331,6 +341,14 @@ func (l *Limiter) RecordThrottle(ctx context.Context, account string) error {
 		return fmt.Errorf("quota: record throttle %s: %w", account, err)
 	}
 	return nil
+}
+
+// resetMs is a bucket's reset in ms, -1 when unknown.
+func resetMs(b Bucket) int64 {
+	if b.Reset < 0 {
+		return -1
+	}
+	return b.Reset.Milliseconds()
 }
 
 // known maps every negative (unknown) header value to -1.

@@ -99,6 +99,9 @@ func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapse
 	switch {
 	case learned > 0 && (cfg <= 0 || learned <= cfg):
 		limit, capacity, source = learned, float64(learned), "headers"
+		if c := num(lim, p+"capl"); c > 0 && c < capacity {
+			capacity = c
+		}
 	case cfg > 0:
 		limit, capacity, source = cfg, float64(cfg)*float64(l.cfg.Burst.Milliseconds())/60000, "config"
 	default:

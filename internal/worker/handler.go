@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -84,15 +85,11 @@ const (
 
 // Handler processes prompt tasks.
 type Handler struct {
-	// admitting lets one task of this process at a time wait for quota, so
-	// that waiters do not all wake at once and poll Redis for the same refill
-	// (it cut reserve calls per task several-fold under a binding limit).
-	admitting chan struct{}
-	cfg       HandlerConfig
-	lim       limiter
-	gate      gate
-	client    completer
-	log       zerolog.Logger
+	cfg    HandlerConfig
+	lim    limiter
+	gate   gate
+	client completer
+	log    zerolog.Logger
 }
 
 // NewHandler returns a handler. lim and g may be nil when QuotaControl is off.
@@ -112,7 +109,7 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Handler{admitting: make(chan struct{}, 1), cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
+	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
 }
 
 // EstimateInputTokens is the token estimate reserved for a payload's input:
@@ -243,7 +240,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	}
 	if c.Permanent {
 		h.writeResult(t, tasks.Result{
-			ID: p.ID, Error: c.Error(), ErrorKind: string(c.Kind), Attempts: retried + 1,
+			ID: p.ID, Error: resultError(c), ErrorKind: string(c.Kind), Attempts: retried + 1,
 			Model: p.Model, Endpoint: p.EndpointName(), Metadata: p.Metadata, StartedAt: &started, FinishedAt: &now,
 		})
 		log.Warn().Str("error", c.Message).Msg("task failed permanently")
@@ -284,20 +281,6 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quot
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
 			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
 		}
-		select {
-		case h.admitting <- struct{}{}:
-		case <-h.gate.Notify():
-			continue
-		case <-ctx.Done():
-			return quota.Reservation{}, ctx.Err()
-		}
-		break
-	}
-	defer func() { <-h.admitting }()
-	for {
-		if rec, paused := h.gate.Local(h.cfg.Account); paused {
-			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
-		}
 		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn)
 		switch {
 		case errors.Is(err, quota.ErrCostExceedsLimit):
@@ -305,8 +288,11 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quot
 				Message: fmt.Sprintf("request needs %d tokens, more than the account's token limit allows", cost.Tokens)}, asynq.SkipRetry)
 		case err != nil:
 			return quota.Reservation{}, fmt.Errorf("quota reserve: %w", err)
-		case d.OK:
+		case d.OK && d.Wait <= 0:
 			return d.Reservation, nil
+		case d.OK:
+			// Admitted on schedule: our turn comes after d.Wait.
+			return h.awaitTurn(ctx, d.Reservation, d.Wait)
 		case d.Paused:
 			return quota.Reservation{}, h.pausedWait(d.PausedUntil, "account paused")
 		case d.DailyExhausted:
@@ -318,17 +304,48 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quot
 		case d.Wait > h.cfg.MaxInlineWait:
 			return quota.Reservation{}, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
 		}
-		// Wait out a short deficit here; a pause announced meanwhile (pub/sub)
-		// wakes us at once so the task goes back to asynq.
-		t := time.NewTimer(max(d.Wait, time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return quota.Reservation{}, ctx.Err()
-		case <-h.gate.Notify():
-			t.Stop()
-		case <-t.C:
+		// Wait out a short deficit here, then ask again.
+		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {
+			return quota.Reservation{}, err
 		}
+	}
+}
+
+// awaitTurn waits until a scheduled reservation's send time. A pause
+// announced meanwhile, or the task's end, gives the reservation back.
+func (h *Handler) awaitTurn(ctx context.Context, res quota.Reservation, wait time.Duration) (quota.Reservation, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		err := h.sleep(ctx, time.Until(deadline))
+		if err == nil {
+			return res, nil
+		}
+		rec, paused := h.gate.Local(h.cfg.Account)
+		if ctx.Err() == nil && !paused {
+			continue // some other pause-gate change; keep our turn
+		}
+		h.settle(context.WithoutCancel(ctx), res, quota.Unknown, nil, true)
+		if ctx.Err() != nil {
+			return quota.Reservation{}, ctx.Err()
+		}
+		return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
+	}
+}
+
+// errPauseAnnounced ends a wait early: a pause was announced meanwhile.
+var errPauseAnnounced = errors.New("pause announced")
+
+// sleep waits d, or less when ctx ends or a pause is announced (pub/sub).
+func (h *Handler) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.gate.Notify():
+		return errPauseAnnounced
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -379,4 +396,13 @@ func stringMetadata(m map[string]any) map[string]string {
 		out[k] = string(b)
 	}
 	return out
+}
+
+// resultError is the error text kept in a result: the classification and the
+// provider's own message (which c.Error() leaves out of logs).
+func resultError(c *backoff.Error) string {
+	if c.Message == "" || strings.Contains(c.Error(), c.Message) {
+		return c.Error()
+	}
+	return c.Error() + ": " + c.Message
 }

@@ -70,12 +70,16 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		err error
 	)
 	if cfg.Handler.QuotaControl {
-		if lim, err = quota.New(cfg.RDB, cfg.Quota); err != nil {
+		qcfg := cfg.Quota
+		if qcfg.Schedule == 0 {
+			qcfg.Schedule = cmp.Or(cfg.Handler.MaxInlineWait, MaxInlineWaitDefault)
+		}
+		if lim, err = quota.New(cfg.RDB, qcfg); err != nil {
 			return nil, err
 		}
 		gcfg := cfg.Gate
 		gcfg.Queues = insp
-		gcfg.Logger = cfg.Logger.With().Str("component", "pausegate").Str("account", cfg.Handler.Account).Logger()
+		gcfg.Logger = cfg.Logger // the gate tags its own component and account
 		if g, err = pausegate.New(cfg.RDB, gcfg); err != nil {
 			return nil, err
 		}

@@ -24,7 +24,10 @@ func DefaultPolicy(kind Kind) Policy {
 	case KindRateLimit, KindNetwork:
 		return Policy{Base: time.Second, Cap: time.Minute}
 	case KindQuota:
-		return Policy{Base: 5 * time.Minute, Cap: time.Hour}
+		// The account's pause decides the real wait (the worker sets the
+		// error's RetryAfter to the pause's end); this only spaces retries
+		// when nothing paused the account.
+		return Policy{Base: 30 * time.Second, Cap: time.Hour}
 	case KindServer:
 		return Policy{Base: time.Second, Cap: 30 * time.Second}
 	case KindInvalid, KindAuth:

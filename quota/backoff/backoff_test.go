@@ -27,8 +27,8 @@ func TestComputeBackoffDeterministic(t *testing.T) {
 		{"huge cap no overflow", 1000, KindUnknown, 0, s, math.MaxInt64, 0, 0.5, math.MaxInt64},
 		{"huge cap full jitter up", 1000, KindUnknown, 0, s, math.MaxInt64, 1, 0.999, math.MaxInt64},
 		{"base above cap", 0, KindRateLimit, 0, 90 * s, 60 * s, 0, 0.5, 60 * s},
-		{"defaults from kind", 2, KindQuota, 0, 0, 0, 0, 0.5, 20 * time.Minute},
-		{"defaults capped", 5, KindQuota, 0, -1, -1, 0, 0.5, time.Hour},
+		{"defaults from kind", 2, KindQuota, 0, 0, 0, 0, 0.5, 2 * time.Minute},
+		{"defaults capped", 7, KindQuota, 0, -1, -1, 0, 0.5, time.Hour},
 		{"jitter low end", 2, KindRateLimit, 0, s, 60 * s, 0.1, 0, 3600 * time.Millisecond},
 		{"jitter high end", 2, KindRateLimit, 0, s, 60 * s, 0.1, 1, 4400 * time.Millisecond},
 		{"jitter above cap clamped", 10, KindRateLimit, 0, s, 60 * s, 0.1, 0.99, 60 * s},
@@ -97,7 +97,7 @@ func TestDefaultPolicy(t *testing.T) {
 		base, cap time.Duration
 	}{
 		{KindRateLimit, time.Second, time.Minute},
-		{KindQuota, 5 * time.Minute, time.Hour},
+		{KindQuota, 30 * time.Second, time.Hour},
 		{KindServer, time.Second, 30 * time.Second},
 		{KindNetwork, time.Second, time.Minute},
 		{KindUnknown, 2 * time.Second, 5 * time.Minute},
@@ -130,7 +130,7 @@ func TestRetryDelay(t *testing.T) {
 		{"rate limit later retry", 3, &Error{Kind: KindRateLimit}, 8 * s, 9 * s}, // 7.2s..8.8s
 		{"rate limit retry-after rounded up", 0, &Error{Kind: KindRateLimit, RetryAfter: 8500 * time.Millisecond}, 9 * s, 10 * s},
 		{"rate limit long retry-after honoured", 0, &Error{Kind: KindRateLimit, RetryAfter: 10 * time.Minute}, 10 * time.Minute, 10 * time.Minute},
-		{"quota", 0, &Error{Kind: KindQuota}, 270 * s, 330 * s},
+		{"quota", 0, &Error{Kind: KindQuota}, 27 * s, 33 * s},
 		{"server capped", 20, &Error{Kind: KindServer}, 27 * s, 30 * s},
 		{"wrapped error", 1, fmt.Errorf("x: %w", &Error{Kind: KindNetwork}), 2 * s, 3 * s}, // 1.8s..2.2s
 		{"plain error uses unknown policy", 2, errors.New("boom"), 8 * s, 9 * s},           // 7.2s..8.8s

@@ -6,6 +6,10 @@
 -- Fields of the limits hash (KEYS[1] of the scripts), per bucket p = 'r'
 -- (requests) or 't' (tokens):
 --   <p>lim  per-minute limit learned from x-ratelimit-limit-* (absent = not learned)
+--   <p>capl bucket capacity learned from remaining + reset*rate (absent = a
+--           full minute): providers that quantise limits per second hold
+--           far less than a minute's worth, and a limiter that assumed a
+--           minute would burst into their 429s after any idle moment
 --   <p>lvl  units available at time ts (may be negative: debt repaid by refill)
 --   ts      ms epoch of the last refill (never moves backwards)
 --   hat     reservation time (ms) of the newest response whose remaining-*
@@ -18,9 +22,14 @@
 -- constrain (limit -1).
 
 -- shape returns limit, capacity, rate per ms, source for one bucket.
-local function shape(learned, cfg, burst_ms)
+-- learned_cap is the <p>capl field (0 or nil = a full minute).
+local function shape(learned, cfg, burst_ms, learned_cap)
   if learned > 0 and (cfg <= 0 or learned <= cfg) then
-    return learned, learned, learned / 60000, 'headers'
+    local cap = learned
+    if learned_cap and learned_cap > 0 and learned_cap < learned then
+      cap = learned_cap
+    end
+    return learned, cap, learned / 60000, 'headers'
   elseif cfg > 0 then
     return cfg, cfg * burst_ms / 60000, cfg / 60000, 'config'
   end

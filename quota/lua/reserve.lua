@@ -21,9 +21,13 @@
 --          yet (limits field 'seen' absent), at most this many reservations
 --          may be in flight (0 = no probe), so a cold start does not burst
 --          past limits nobody has learned yet
+-- ARGV[13] schedule ms: a cost that fits within this many ms is admitted now
+--          on schedule (levels go negative, refill pays the debt) and the
+--          caller waits the returned ms before sending; 0 = no scheduling
 --
 -- Returns {code, n}:
---   {0, 0}        admitted: buckets and daily counters debited, member added
+--   {0, wait_ms}  admitted: buckets and daily counters debited, member added;
+--                 send after wait_ms (0 = now; > 0 only with scheduling)
 --   {1, wait_ms}  the cost does not fit yet; it will after wait_ms (ceil)
 --   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
 --   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
@@ -56,15 +60,15 @@ end
 -- stays, since nobody knows whether the provider charged them.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 
-local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts')
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'rcapl', 'tcapl')
 local ts = tonumber(h[5]) or now
 local elapsed = now - ts
 if elapsed < 0 then
   elapsed = 0 -- another host's clock ran ahead; wait for ours to catch up
 end
 local burst = tonumber(ARGV[6])
-local rl, rcap, rrate = shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst)
-local tl, tcap, trate = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst)
+local rl, rcap, rrate = shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst, tonumber(h[6]))
+local tl, tcap, trate = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst, tonumber(h[7]))
 
 if rl > 0 and rc > rcap then
   return {4, 1}
@@ -94,7 +98,7 @@ if tl > 0 then
     wait = math.max(wait, math.ceil((tc - tlvl) / trate))
   end
 end
-if wait > 0 then
+if wait > tonumber(ARGV[13]) then
   return {1, wait}
 end
 
@@ -112,4 +116,4 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[10])
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])
-return {0, 0}
+return {0, wait}

@@ -30,6 +30,8 @@
 --          while no limit has been learned from a limit header
 -- ARGV[19] tokens limit inferred likewise (-1 none)
 -- ARGV[20] day hash TTL ms
+-- ARGV[21] x-ratelimit-reset-requests in ms (-1 unknown)
+-- ARGV[22] x-ratelimit-reset-tokens in ms (-1 unknown)
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -58,7 +60,7 @@ local removed = redis.call('ZREM', KEYS[2], ARGV[3])
 -- Any settled outcome ends the cold-start probe of reserve.lua.
 redis.call('HSET', KEYS[1], 'seen', 1)
 
-local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat')
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat', 'rcapl', 'tcapl')
 local ts = tonumber(h[5]) or now
 local elapsed = now - ts
 if elapsed < 0 then
@@ -90,11 +92,35 @@ if new_t ~= learned_t then
   table.insert(fields, new_t)
 end
 
+-- Learn each bucket's capacity: a bucket refilling limit/60s that is full
+-- after reset holds remaining + reset*rate. Keep the largest seen (a reading
+-- only errs low when requests land between the provider's measurement and
+-- its answer), never above the limit.
+local old_capl_r, old_capl_t = tonumber(h[7]) or 0, tonumber(h[8]) or 0
+local capl_r, capl_t = old_capl_r, old_capl_t
+local function learn_cap(limit, rem, reset_ms, old)
+  if limit <= 0 or rem < 0 or reset_ms < 0 then
+    return old
+  end
+  local seen = math.min(limit, math.ceil(rem + reset_ms * limit / 60000))
+  return math.max(old, seen, 1)
+end
+capl_r = learn_cap(new_r, tonumber(ARGV[15]), tonumber(ARGV[21]), old_capl_r)
+capl_t = learn_cap(new_t, tonumber(ARGV[17]), tonumber(ARGV[22]), old_capl_t)
+if capl_r ~= old_capl_r then
+  table.insert(fields, 'rcapl')
+  table.insert(fields, capl_r)
+end
+if capl_t ~= old_capl_t then
+  table.insert(fields, 'tcapl')
+  table.insert(fields, capl_t)
+end
+
 -- Refill to now under the old shape, then clamp to the new capacity.
-local orl, orcap, orrate = shape(learned_r, cfg_r, burst)
-local otl, otcap, otrate = shape(learned_t, cfg_t, burst)
-local rl, rcap = shape(new_r, cfg_r, burst)
-local tl, tcap = shape(new_t, cfg_t, burst)
+local orl, orcap, orrate = shape(learned_r, cfg_r, burst, old_capl_r)
+local otl, otcap, otrate = shape(learned_t, cfg_t, burst, old_capl_t)
+local rl, rcap = shape(new_r, cfg_r, burst, capl_r)
+local tl, tcap = shape(new_t, cfg_t, burst, capl_t)
 local rlvl, tlvl
 if orl > 0 then
   rlvl = refill(tonumber(h[2]), orcap, orrate, elapsed)
