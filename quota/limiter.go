@@ -127,14 +127,18 @@ type Reservation struct {
 	Account        string
 	ID             string
 	Cost           Cost
-	At             time.Time // when it was admitted (ms precision)
+	At             time.Time // when it may be sent: admission time plus any scheduled wait (ms precision)
 	EstimatedInput int64     // input tokens estimated before the call (0 = no estimate)
 }
 
 // member is the reservation's entry in the in-flight set: id:requests:tokens:at_ms.
 func (r Reservation) member() string {
-	return r.ID + ":" + strconv.FormatInt(r.Cost.Requests, 10) + ":" +
-		strconv.FormatInt(r.Cost.Tokens, 10) + ":" + strconv.FormatInt(r.At.UnixMilli(), 10)
+	return r.memberPrefix() + ":" + strconv.FormatInt(r.At.UnixMilli(), 10)
+}
+
+// memberPrefix is the member without its time, which reserve.lua appends.
+func (r Reservation) memberPrefix() string {
+	return r.ID + ":" + strconv.FormatInt(r.Cost.Requests, 10) + ":" + strconv.FormatInt(r.Cost.Tokens, 10)
 }
 
 // Decision is Reserve's answer.
@@ -248,7 +252,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
-		l.cfg.ReservationTTL.Milliseconds(), r.member(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
+		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
@@ -258,6 +262,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 	}
 	switch res[0] {
 	case 0:
+		r.At = time.UnixMilli(now.UnixMilli() + res[1]) // the send time, as the script recorded it
 		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 1:
 		return Decision{Wait: time.Duration(res[1]) * time.Millisecond}, nil

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/promptq/promptq/internal/config"
 )
@@ -24,6 +25,7 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func main() {
 	redis.SetLogger(quietRedis{})
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" // ms: rate limits live at that scale
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -15,7 +15,10 @@
 -- ARGV[7]  daily request stop: admit while used+cost <= stop (0 = no budget)
 -- ARGV[8]  daily token stop (0 = no budget)
 -- ARGV[9]  reservation TTL ms
--- ARGV[10] inflight member for this reservation
+-- ARGV[10] inflight member prefix for this reservation (id:requests:tokens);
+--          the script appends ':' and the send time (now + wait) in ms, since
+--          the header sync in settle.lua orders requests by when they reach
+--          the provider, not by when they were reserved
 -- ARGV[11] day hash TTL ms
 -- ARGV[12] probe: while no limit is known and no response has been settled
 --          yet (limits field 'seen' absent), at most this many reservations
@@ -112,7 +115,7 @@ if tl > 0 then
   table.insert(fields, fmt(tlvl - tc))
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[10])
+redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. (now + wait))
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])

@@ -94,15 +94,17 @@ end
 
 -- Learn each bucket's capacity: a bucket refilling limit/60s that is full
 -- after reset holds remaining + reset*rate. Keep the largest seen (a reading
--- only errs low when requests land between the provider's measurement and
--- its answer), never above the limit.
+-- errs low by the fraction remaining drops), never above the limit.
 local old_capl_r, old_capl_t = tonumber(h[7]) or 0, tonumber(h[8]) or 0
 local capl_r, capl_t = old_capl_r, old_capl_t
 local function learn_cap(limit, rem, reset_ms, old)
   if limit <= 0 or rem < 0 or reset_ms < 0 then
     return old
   end
-  local seen = math.min(limit, math.ceil(rem + reset_ms * limit / 60000))
+  -- Round to nearest: providers round reset up to the ms, which can tip a
+  -- ceiling over by one (a 5-request bucket read as 6 would let an idle
+  -- moment end in a 429).
+  local seen = math.min(limit, math.floor(rem + reset_ms * limit / 60000 + 0.5))
   return math.max(old, seen, 1)
 end
 capl_r = learn_cap(new_r, tonumber(ARGV[15]), tonumber(ARGV[21]), old_capl_r)
