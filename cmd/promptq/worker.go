@@ -37,6 +37,8 @@ type workerFlags struct {
 	shutdownTimeout time.Duration
 	delayedCheck    time.Duration
 	estimator       string
+	monitoring      bool
+	quotaLogEvery   int
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -44,6 +46,8 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.String(&w.baseURL, "openai-base-url", "OPENAI_BASE_URL", openAIURLDefault, "provider base URL (OpenAI or any OpenAI-compatible server)")
 	f.Int(&w.concurrency, "concurrency", "WORKER_CONCURRENCY", 10, "tasks this replica processes at once (1-1000)")
 	f.String(&w.queues, "queues", "WORKER_QUEUES", queuesDefault, "queues and priorities, e.g. critical=6,default=3,low=1")
+	f.Bool(&w.monitoring, "quota-monitoring", "QUOTA_MONITORING", true, "learn limits from the provider's x-ratelimit-* headers (off: only --rpm/--tpm and daily budgets apply)")
+	f.Int(&w.quotaLogEvery, "quota-log-interval", "QUOTA_LOG_INTERVAL", 100, "log a quota summary every N completed tasks of this worker (0 = never; pauses and 429s are logged as they happen)")
 	f.Bool(&w.quotaControl, "quota-control", "QUOTA_CONTROL", true, "shared admission control and pause gate (off = naive baseline: asynq + openai-go alone)")
 	f.Int64(&w.rpm, "rpm", "PROMPTQ_RPM", 0, "cap on requests per minute (0 = learn from the provider's headers)")
 	f.Int64(&w.tpm, "tpm", "PROMPTQ_TPM", 0, "cap on tokens per minute (0 = learn from the provider's headers)")
@@ -77,6 +81,8 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 0s and 1m, got %v", w.maxInlineWait)
 	case w.defaultMaxOut < 1 || w.defaultMaxOut > 1_000_000:
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
+	case w.quotaLogEvery < 0 || w.quotaLogEvery > 1_000_000:
+		return fmt.Errorf("--quota-log-interval / QUOTA_LOG_INTERVAL must be between 0 and 1000000, got %d", w.quotaLogEvery)
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
 		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
 	}
@@ -112,7 +118,7 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		Handler: worker.HandlerConfig{
 			Account: account, QuotaControl: w.quotaControl, MaxInlineWait: w.maxInlineWait,
 			DefaultMaxOutputTokens: w.defaultMaxOut, DefaultPause: pause,
-			Estimator: tokens.NewEstimator(w.estimator),
+			Estimator: tokens.NewEstimator(w.estimator), IgnoreHeaders: !w.monitoring, QuotaLogEvery: w.quotaLogEvery,
 		},
 		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
 		Quota: quota.Config{

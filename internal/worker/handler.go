@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -30,6 +31,7 @@ type limiter interface {
 	Settle(ctx context.Context, r quota.Reservation, info quota.HeaderInfo, usage *quota.Usage) error
 	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
 	RecordThrottle(ctx context.Context, account string) error
+	Snapshot(ctx context.Context, account string) (quota.Snapshot, error)
 }
 
 // gate is the part of *pausegate.Gate the handler uses.
@@ -56,6 +58,14 @@ type HandlerConfig struct {
 	// QuotaControl turns admission control and the pause gate on (default
 	// true in Run; the naive baseline of the benchmark turns it off).
 	QuotaControl bool
+	// IgnoreHeaders stops learning limits from the provider's rate-limit
+	// headers (QUOTA_MONITORING=false): configured --rpm/--tpm and daily
+	// budgets still apply, usage is still counted.
+	IgnoreHeaders bool
+	// QuotaLogEvery logs a quota summary every this many completed tasks of
+	// this worker (QUOTA_LOG_INTERVAL; 0 = never). Pauses and 429s are
+	// logged when they happen, not per request.
+	QuotaLogEvery int
 	// MaxInlineWait is the longest quota wait done inside the handler; longer
 	// waits return the task to asynq with that delay (default 2s).
 	MaxInlineWait time.Duration
@@ -85,6 +95,7 @@ const (
 
 // Handler processes prompt tasks.
 type Handler struct {
+	done   atomic.Int64 // tasks completed, for QuotaLogEvery
 	cfg    HandlerConfig
 	lim    limiter
 	gate   gate
@@ -182,6 +193,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	resp, callErr := h.client.Call(ctx, req, nil)
 	now := h.cfg.Clock.Now()
 	info := quota.ParseHeaders(resp.Header, now)
+	if h.cfg.IgnoreHeaders {
+		info = quota.Unknown
+	}
 
 	if callErr == nil {
 		var usage *quota.Usage
@@ -189,6 +203,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			usage = &quota.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
 		}
 		h.settle(ctx, res, info, usage, false)
+		h.logQuota(ctx)
 		fin := h.cfg.Clock.Now()
 		r := tasks.Result{
 			ID: p.ID, OutputText: resp.Text, Attempts: retried + 1, Model: resp.Model,
@@ -404,6 +419,26 @@ func stringMetadata(m map[string]any) map[string]string {
 		out[k] = string(b)
 	}
 	return out
+}
+
+// logQuota writes a quota summary every QuotaLogEvery completed tasks, so
+// the log shows headroom and today's use without a line per request.
+func (h *Handler) logQuota(ctx context.Context) {
+	n := h.done.Add(1)
+	if !h.cfg.QuotaControl || h.cfg.QuotaLogEvery <= 0 || n%int64(h.cfg.QuotaLogEvery) != 0 {
+		return
+	}
+	s, err := h.lim.Snapshot(ctx, h.cfg.Account)
+	if err != nil {
+		h.log.Warn().Err(err).Msg("quota snapshot")
+		return
+	}
+	h.log.Info().Int64("completed", n).
+		Int64("requests_limit", s.Requests.Limit).Float64("requests_available", s.Requests.Available).
+		Int64("tokens_limit", s.Tokens.Limit).Float64("tokens_available", s.Tokens.Available).
+		Int64("in_flight", s.InFlight).Int64("throttled_total", s.Throttled).
+		Int64("daily_requests", s.Daily.Requests).Int64("daily_tokens", s.Daily.Tokens).
+		Float64("estimate_bias", s.EstimateBias).Msg("quota summary")
 }
 
 // resultError is the error text kept in a result: the classification and the

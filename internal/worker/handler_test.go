@@ -1,13 +1,16 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/internal/provider"
@@ -160,5 +163,50 @@ func TestEstimateInputTokensTokenizer(t *testing.T) {
 	// "hello world" is 2 tokens in o200k_base; 4 tokens of framing per message.
 	if got := EstimateInputTokens(tokens.NewEstimator(tokens.ModeAuto), pl); got != 2*(2+4) {
 		t.Fatalf("estimate = %d, want 12", got)
+	}
+}
+
+func TestHandlerMonitoringOffLearnsNothing(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		f := setup(t, fakeopenai.Config{RPM: 600})
+		f.h.cfg.IgnoreHeaders = ignore
+		if err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := f.h.lim.Snapshot(context.Background(), f.account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int64{false: 600, true: -1}[ignore]; s.Requests.Limit != want {
+			t.Fatalf("IgnoreHeaders=%v: learned request limit %d, want %d", ignore, s.Requests.Limit, want)
+		}
+	}
+}
+
+func TestHandlerLogsQuotaSummaryAndNoSecrets(t *testing.T) {
+	const key = "sk-test-SECRET-4242"
+	r := testutil.NewRedis(t)
+	fake := fakeopenai.New(fakeopenai.Config{RPM: 600})
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	lim, _ := quota.New(r.Client, quota.Config{})
+	g, _ := pausegate.New(r.Client, pausegate.Config{})
+	var buf bytes.Buffer
+	h := NewHandler(HandlerConfig{Account: testutil.Name(t), QuotaControl: true, QuotaLogEvery: 2, Logger: zerolog.New(&buf).Level(zerolog.DebugLevel)},
+		lim, g, provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: key}))
+	for range 4 {
+		if err := h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake.SetMode(fakeopenai.ModeServerError, 0)
+	_ = h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`))
+	_ = h.ProcessTask(context.Background(), task(`{"model":"bad-model","input":"hello","max_output_tokens":32}`))
+	out := buf.String()
+	if n := strings.Count(out, `"quota summary"`); n != 2 {
+		t.Fatalf("%d quota summaries for 4 tasks every 2, want 2:\n%s", n, out)
+	}
+	if strings.Contains(out, key) || strings.Contains(out, "SECRET") {
+		t.Fatalf("API key in logs:\n%s", out)
 	}
 }
