@@ -95,12 +95,13 @@ const (
 
 // Handler processes prompt tasks.
 type Handler struct {
-	done   atomic.Int64 // tasks completed, for QuotaLogEvery
-	cfg    HandlerConfig
-	lim    limiter
-	gate   gate
-	client completer
-	log    zerolog.Logger
+	done     atomic.Int64 // tasks completed, for QuotaLogEvery
+	cfg      HandlerConfig
+	lim      limiter
+	gate     gate
+	client   completer
+	log      zerolog.Logger
+	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
 }
 
 // NewHandler returns a handler. lim and g may be nil when QuotaControl is off.
@@ -120,7 +121,10 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: cfg.Logger.With().Str("component", "handler").Logger()}
+	log := cfg.Logger.With().Str("component", "handler").Logger()
+	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: log,
+		// Redis errors repeat for every task while Redis is down.
+		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 }
 
 // EstimateInputTokens is the token estimate reserved for a payload's input:
@@ -390,7 +394,7 @@ func (h *Handler) settle(ctx context.Context, res quota.Reservation, info quota.
 		err = h.lim.Settle(ctx, res, info, usage)
 	}
 	if err != nil {
-		h.log.Error().Err(err).Msg("quota settle")
+		h.redisLog.Error().Err(err).Msg("quota settle")
 	}
 }
 

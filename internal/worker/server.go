@@ -106,8 +106,11 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 			return backoff.RetryDelay(n, err)
 		},
 		IsFailure: backoff.IsFailure,
-		Logger:    asynqLogger{cfg.Logger.With().Str("component", "asynq").Logger()},
-		LogLevel:  asynq.WarnLevel,
+		// asynq logs every failed poll while Redis is unreachable: keep a
+		// burst of 5 lines per 10 s so an outage is visible, not a flood.
+		Logger: asynqLogger{cfg.Logger.With().Str("component", "asynq").Logger().
+			Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})},
+		LogLevel: asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypePrompt, h)
