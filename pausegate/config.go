@@ -26,7 +26,7 @@ const (
 	// DefaultPauseDefault is the default Config.DefaultPause.
 	DefaultPauseDefault = time.Hour
 	// DefaultPauseMin and DefaultPauseMax bound Config.DefaultPause.
-	DefaultPauseMin = time.Minute
+	DefaultPauseMin = time.Second
 	DefaultPauseMax = 168 * time.Hour
 	// CheckIntervalDefault is the default Config.CheckInterval.
 	CheckIntervalDefault = time.Second

@@ -154,7 +154,7 @@ func TestConfigValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", func(*Config) {}, true},
-		{"default pause too short", func(c *Config) { c.DefaultPause = 30 * time.Second }, false},
+		{"default pause too short", func(c *Config) { c.DefaultPause = 500 * time.Millisecond }, false},
 		{"default pause too long", func(c *Config) { c.DefaultPause = 169 * time.Hour }, false},
 		{"default pause max", func(c *Config) { c.DefaultPause = 168 * time.Hour }, true},
 		{"check interval too short", func(c *Config) { c.CheckInterval = time.Millisecond }, false},

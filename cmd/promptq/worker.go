@@ -54,7 +54,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Int64(&w.dailyRequests, "daily-request-limit", "DAILY_REQUEST_LIMIT", 0, "daily request budget (0 = none)")
 	f.Int64(&w.dailyTokens, "daily-token-limit", "DAILY_TOKEN_LIMIT", 0, "daily token budget (0 = none)")
 	f.Float(&w.threshold, "quota-threshold", "QUOTA_THRESHOLD", 0.8, "fraction of the daily budget at which the account pauses until the day rolls over (0 < x <= 1)")
-	f.Float(&w.pauseHours, "pause-duration-hours", "PAUSE_DURATION_HOURS", 1, "pause after insufficient_quota or an auth failure, when the provider gives no resume time (0.0167-168)")
+	f.Float(&w.pauseHours, "pause-duration-hours", "PAUSE_DURATION_HOURS", 1, "pause after insufficient_quota or an auth failure, when the provider gives no resume time (0.0003 = 1 s up to 168)")
 	f.String(&w.dailyTZ, "daily-timezone", "DAILY_TIMEZONE", "UTC", "time zone in which the daily budget rolls over (IANA name)")
 	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
 	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
@@ -71,8 +71,8 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--concurrency / WORKER_CONCURRENCY must be between 1 and 1000, got %d", w.concurrency)
 	case w.threshold <= 0 || w.threshold > 1 || math.IsNaN(w.threshold):
 		return fmt.Errorf("--quota-threshold / QUOTA_THRESHOLD must be > 0 and <= 1, got %v", w.threshold)
-	case w.pauseHours < 1.0/60 || w.pauseHours > 168 || math.IsNaN(w.pauseHours):
-		return fmt.Errorf("--pause-duration-hours / PAUSE_DURATION_HOURS must be between 0.0167 (1 minute) and 168, got %v", w.pauseHours)
+	case w.pauseHours < 1.0/3600 || w.pauseHours > 168 || math.IsNaN(w.pauseHours):
+		return fmt.Errorf("--pause-duration-hours / PAUSE_DURATION_HOURS must be between 0.0003 (1 second) and 168, got %v", w.pauseHours)
 	case w.rpm < 0 || w.tpm < 0:
 		return errors.New("--rpm / PROMPTQ_RPM and --tpm / PROMPTQ_TPM must be >= 0")
 	case w.dailyRequests < 0 || w.dailyTokens < 0:
