@@ -27,12 +27,16 @@ type statusReport = status.Report
 
 func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var (
-		c      common
-		asJSON bool
+		c       common
+		asJSON  bool
+		window  time.Duration
+		assumed float64
 	)
-	f := config.New("status", "Show queue counts, pause state and quota headroom of every account (or --account).", stdout)
+	f := config.New("status", "Show queue counts, throughput and ETA, pause state and quota headroom of every account (or --account).", stdout)
 	c.register(f, true)
 	f.Bool(&asJSON, "json", "PROMPTQ_JSON", false, "print JSON")
+	f.Duration(&window, "rate-window", "PROMPTQ_RATE_WINDOW", 5*time.Minute, "completions this recent count towards a queue's observed rate")
+	f.Float(&assumed, "assumed-rate", "PROMPTQ_ASSUMED_RATE", 0, "completion rate (tasks/s) assumed for the ETA before any is observed (0 = no ETA until measured)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -43,7 +47,10 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	defer rdb.Close()
 	insp := asynq.NewInspector(aopt)
 	defer insp.Close()
-	rep, err := collectStatus(ctx, rdb, insp, c.account)
+	if window <= 0 || assumed < 0 {
+		return errors.New("--rate-window / PROMPTQ_RATE_WINDOW must be positive and --assumed-rate / PROMPTQ_ASSUMED_RATE >= 0")
+	}
+	rep, err := collectStatus(ctx, rdb, insp, c.account, status.Options{RateWindow: window, AssumedRate: assumed})
 	if err != nil {
 		return err
 	}
@@ -56,17 +63,17 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	return nil
 }
 
-func collectStatus(ctx context.Context, rdb *redis.Client, insp *asynq.Inspector, account string) (*statusReport, error) {
+func collectStatus(ctx context.Context, rdb *redis.Client, insp *asynq.Inspector, account string, o status.Options) (*statusReport, error) {
 	accts, err := accountsFor(ctx, rdb, account)
 	if err != nil {
 		return nil, err
 	}
-	return status.Collect(ctx, rdb, insp, accts)
+	return status.CollectWith(ctx, rdb, insp, accts, o)
 }
 
 func printStatus(w io.Writer, rep *statusReport) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tCOMPLETED\tPAUSED")
+	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tCOMPLETED\tPAUSED\tRATE/S\tETA")
 	qs := make([]string, 0, len(rep.Queues))
 	for q := range rep.Queues {
 		qs = append(qs, q)
@@ -74,7 +81,17 @@ func printStatus(w io.Writer, rep *statusReport) {
 	sort.Strings(qs)
 	for _, q := range qs {
 		s := rep.Queues[q]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\n", q, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed, s.Paused)
+		rate, eta := "-", "-"
+		if th := s.Throughput; th != nil && th.PerSecond > 0 {
+			rate = fmt.Sprintf("%.2f", th.PerSecond)
+			if th.Source == "assumed" {
+				rate += " (assumed)"
+			}
+			if th.ETASeconds != nil {
+				eta = (time.Duration(*th.ETASeconds) * time.Second).String()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", q, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed, s.Paused, rate, eta)
 	}
 	if len(qs) == 0 {
 		fmt.Fprintln(tw, "(no queues yet)")

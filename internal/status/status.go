@@ -21,6 +21,8 @@ type Queue struct {
 	Archived  int  `json:"archived"`
 	Completed int  `json:"completed"`
 	Paused    bool `json:"paused"`
+	// Throughput is the observed completion rate and the backlog's ETA.
+	Throughput *Throughput `json:"throughput,omitempty"`
 }
 
 // Pause is the pause state of one account (or the summary of all).
@@ -46,6 +48,11 @@ type Report struct {
 // Collect reads the report for accounts from Redis through asynq's inspector,
 // the pause gate and the quota limiter (with their default configs).
 func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string) (*Report, error) {
+	return CollectWith(ctx, rdb, insp, accounts, Options{})
+}
+
+// CollectWith is Collect with options for the throughput estimate.
+func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string, o Options) (*Report, error) {
 	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]quota.Snapshot{}}
 	names, err := insp.Queues()
 	if err != nil {
@@ -56,8 +63,10 @@ func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 		if err != nil {
 			continue
 		}
-		rep.Queues[q] = Queue{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+		qs := Queue{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
 			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed, Paused: info.Paused}
+		qs.Throughput = throughput(insp, q, qs, time.Now(), o)
+		rep.Queues[q] = qs
 	}
 	gate, err := pausegate.New(rdb, pausegate.Config{})
 	if err != nil {
