@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -54,8 +55,10 @@ type Response struct {
 	StatusCode int
 }
 
-// ErrIncompleteStream is returned when a stream ends without its final event.
-var ErrIncompleteStream = errors.New("provider: stream ended before completion")
+// ErrIncompleteStream is returned when a stream ends without its final
+// event. It wraps io.ErrUnexpectedEOF, so it classifies as a network failure
+// whose outcome is unknown (the provider may have charged the request).
+var ErrIncompleteStream = fmt.Errorf("provider: stream ended before completion: %w", io.ErrUnexpectedEOF)
 
 // Config configures a Client.
 type Config struct {
