@@ -66,7 +66,10 @@ func throughput(insp *asynq.Inspector, q string, info Queue, now time.Time, o Op
 			}
 		}
 	}
-	if span := newest.Sub(oldest); n >= 2 && span > 0 {
+	if n >= 2 {
+		// asynq records completion times in whole seconds: a burst inside
+		// one second still means at least n-1 per second.
+		span := max(newest.Sub(oldest), time.Second)
 		t.PerSecond, t.Source, t.Samples = float64(n-1)/span.Seconds(), "observed", n
 	} else if o.AssumedRate > 0 {
 		t.PerSecond, t.Source = o.AssumedRate, "assumed"

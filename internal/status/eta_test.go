@@ -34,7 +34,7 @@ func TestThroughputFromCompletedTasks(t *testing.T) {
 	processed := make(chan struct{}, done)
 	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 1, Queues: map[string]int{q: 1}, LogLevel: asynq.FatalLevel})
 	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
-		time.Sleep(5 * time.Millisecond) // completions must be spread in time to have a rate
+		time.Sleep(150 * time.Millisecond) // spread over more than a second (asynq keeps whole seconds)
 		processed <- struct{}{}
 		return nil
 	})); err != nil {
