@@ -39,6 +39,9 @@ type workerFlags struct {
 	estimator       string
 	monitoring      bool
 	quotaLogEvery   int
+	adaptive        bool
+	adaptiveInitial int
+	adaptiveMax     int
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -48,6 +51,9 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.String(&w.queues, "queues", "WORKER_QUEUES", queuesDefault, "queues and priorities, e.g. critical=6,default=3,low=1")
 	f.Bool(&w.monitoring, "quota-monitoring", "QUOTA_MONITORING", true, "learn limits from the provider's x-ratelimit-* headers (off: only --rpm/--tpm and daily budgets apply)")
 	f.Int(&w.quotaLogEvery, "quota-log-interval", "QUOTA_LOG_INTERVAL", 100, "log a quota summary every N completed tasks of this worker (0 = never; pauses and 429s are logged as they happen)")
+	f.Bool(&w.adaptive, "adaptive-concurrency", "ADAPTIVE_CONCURRENCY", false, "cluster-wide in-flight limit per account that grows while calm and shrinks on 429s, 5xx and rising latency (--concurrency stays each replica's ceiling)")
+	f.Int(&w.adaptiveInitial, "adaptive-initial", "ADAPTIVE_INITIAL", quota.ConcurrencyInitialDefault, "starting cluster-wide in-flight limit with --adaptive-concurrency")
+	f.Int(&w.adaptiveMax, "adaptive-max", "ADAPTIVE_MAX", quota.ConcurrencyMaxDefault, "largest cluster-wide in-flight limit with --adaptive-concurrency")
 	f.Bool(&w.quotaControl, "quota-control", "QUOTA_CONTROL", true, "shared admission control and pause gate (off = naive baseline: asynq + openai-go alone)")
 	f.Int64(&w.rpm, "rpm", "PROMPTQ_RPM", 0, "cap on requests per minute (0 = learn from the provider's headers)")
 	f.Int64(&w.tpm, "tpm", "PROMPTQ_TPM", 0, "cap on tokens per minute (0 = learn from the provider's headers)")
@@ -81,6 +87,8 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 0s and 1m, got %v", w.maxInlineWait)
 	case w.defaultMaxOut < 1 || w.defaultMaxOut > 1_000_000:
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
+	case w.adaptive && (w.adaptiveInitial < 1 || w.adaptiveMax < w.adaptiveInitial || w.adaptiveMax > 100000):
+		return fmt.Errorf("--adaptive-initial / ADAPTIVE_INITIAL must be at least 1 and at most --adaptive-max / ADAPTIVE_MAX (up to 100000), got %d and %d", w.adaptiveInitial, w.adaptiveMax)
 	case w.quotaLogEvery < 0 || w.quotaLogEvery > 1_000_000:
 		return fmt.Errorf("--quota-log-interval / QUOTA_LOG_INTERVAL must be between 0 and 1000000, got %d", w.quotaLogEvery)
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
@@ -110,7 +118,12 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 	}
 	loc, _ := time.LoadLocation(w.dailyTZ)
 	pause := time.Duration(w.pauseHours * float64(time.Hour))
+	var adaptive *quota.ConcurrencyConfig
+	if w.adaptive {
+		adaptive = &quota.ConcurrencyConfig{Initial: w.adaptiveInitial, Max: w.adaptiveMax}
+	}
 	return worker.Config{
+		Adaptive:                 adaptive,
 		Queues:                   queues,
 		Concurrency:              w.concurrency,
 		DelayedTaskCheckInterval: w.delayedCheck,

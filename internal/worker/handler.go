@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -41,15 +42,23 @@ type gate interface {
 	Notify() <-chan struct{}
 }
 
+// concurrency is the part of *quota.Concurrency the handler uses
+// (--adaptive-concurrency).
+type concurrency interface {
+	Acquire(ctx context.Context, account string) (quota.Permit, bool, time.Duration, error)
+	Release(ctx context.Context, p quota.Permit, o quota.Outcome, latency time.Duration, ample bool) error
+}
+
 // completer sends one prompt to the provider.
 type completer interface {
 	Call(ctx context.Context, req provider.Request, onOpen func(http.Header)) (*provider.Response, error)
 }
 
 var (
-	_ limiter   = (*quota.Limiter)(nil)
-	_ gate      = (*pausegate.Gate)(nil)
-	_ completer = (*provider.Client)(nil)
+	_ limiter     = (*quota.Limiter)(nil)
+	_ gate        = (*pausegate.Gate)(nil)
+	_ completer   = (*provider.Client)(nil)
+	_ concurrency = (*quota.Concurrency)(nil)
 )
 
 // HandlerConfig configures a Handler.
@@ -100,6 +109,7 @@ type Handler struct {
 	lim      limiter
 	gate     gate
 	client   completer
+	conc     concurrency // nil unless adaptive concurrency is on
 	log      zerolog.Logger
 	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
 }
@@ -177,13 +187,32 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		maxOut = h.cfg.DefaultMaxOutputTokens
 	}
 
-	var res quota.Reservation
-	if h.cfg.QuotaControl {
-		r, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn)
+	// Adaptive concurrency: hold a cluster-wide permit for the call and
+	// report how it went (overload shrinks the limit, calm success grows it).
+	var (
+		outcome = quota.OutcomeOther
+		latency time.Duration
+		ample   bool
+	)
+	if h.conc != nil {
+		permit, werr := h.acquirePermit(ctx)
 		if werr != nil {
 			return werr
 		}
-		res = r
+		defer func() {
+			if err := h.conc.Release(context.WithoutCancel(ctx), permit, outcome, latency, ample); err != nil {
+				h.redisLog.Error().Err(err).Msg("release concurrency permit")
+			}
+		}()
+	}
+
+	var res quota.Reservation
+	if h.cfg.QuotaControl {
+		r, waited, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn)
+		if werr != nil {
+			return werr
+		}
+		res, ample = r, !waited
 	}
 
 	req := provider.Request{
@@ -194,8 +223,16 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	for _, m := range p.Input.Messages {
 		req.Messages = append(req.Messages, provider.Message{Role: m.Role, Content: m.Content})
 	}
+	callStart := time.Now()
 	resp, callErr := h.client.Call(ctx, req, nil)
 	now := h.cfg.Clock.Now()
+	if callErr == nil {
+		outcome = quota.OutcomeSuccess
+		// Latency per output token: raw LLM latency mostly tracks length.
+		if resp.Usage != nil && resp.Usage.OutputTokens > 0 {
+			latency = time.Since(callStart) / time.Duration(resp.Usage.OutputTokens)
+		}
+	}
 	info := quota.ParseHeaders(resp.Header, now)
 	if h.cfg.IgnoreHeaders {
 		info = quota.Unknown
@@ -231,6 +268,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		return fmt.Errorf("task interrupted: %w", callErr)
 	}
 	c := backoff.Classify(callErr, now)
+	if c.Kind == backoff.KindRateLimit || c.Kind == backoff.KindServer {
+		outcome = quota.OutcomeOverload
+	}
 	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
 	switch c.Kind {
 	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindInvalid:
@@ -293,40 +333,66 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// admit waits for the gate and for quota headroom. It returns a reservation,
-// or an error to hand back to asynq (a *backoff.Wait when the task should
-// come back later without counting as a failure).
-func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quota.Reservation, error) {
+// admit waits for the gate and for quota headroom. It returns a reservation
+// and whether getting it took any wait (a scheduled turn or a retry), or an
+// error to hand back to asynq (a *backoff.Wait when the task should come
+// back later without counting as a failure).
+func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quota.Reservation, bool, error) {
+	waited := false
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
-			return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
+			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
 		}
 		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn)
 		switch {
 		case errors.Is(err, quota.ErrCostExceedsLimit):
-			return quota.Reservation{}, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,
+			return quota.Reservation{}, waited, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,
 				Message: fmt.Sprintf("request needs %d tokens, more than the account's token limit allows", cost.Tokens)}, asynq.SkipRetry)
 		case err != nil:
-			return quota.Reservation{}, fmt.Errorf("quota reserve: %w", err)
+			return quota.Reservation{}, waited, fmt.Errorf("quota reserve: %w", err)
 		case d.OK && d.Wait <= 0:
-			return d.Reservation, nil
+			return d.Reservation, waited, nil
 		case d.OK:
 			// Admitted on schedule: our turn comes after d.Wait.
-			return h.awaitTurn(ctx, d.Reservation, d.Wait)
+			res, err := h.awaitTurn(ctx, d.Reservation, d.Wait)
+			return res, true, err
 		case d.Paused:
-			return quota.Reservation{}, h.pausedWait(d.PausedUntil, "account paused")
+			return quota.Reservation{}, waited, h.pausedWait(d.PausedUntil, "account paused")
 		case d.DailyExhausted:
 			_, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: d.DailyResetAt, Reason: "daily budget threshold reached", Kind: "daily"})
 			if perr != nil {
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}
-			return quota.Reservation{}, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
+			return quota.Reservation{}, waited, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
 		case d.Wait > h.cfg.MaxInlineWait:
-			return quota.Reservation{}, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
 		}
 		// Wait out a short deficit here, then ask again.
+		waited = true
 		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {
-			return quota.Reservation{}, err
+			return quota.Reservation{}, waited, err
+		}
+	}
+}
+
+// acquirePermit takes an adaptive-concurrency permit, waiting up to
+// MaxInlineWait; past that the task goes back to asynq (not a failure).
+func (h *Handler) acquirePermit(ctx context.Context) (quota.Permit, error) {
+	deadline := time.Now().Add(h.cfg.MaxInlineWait)
+	for {
+		p, ok, retry, err := h.conc.Acquire(ctx, h.cfg.Account)
+		switch {
+		case err != nil:
+			return quota.Permit{}, fmt.Errorf("concurrency permit: %w", err)
+		case ok:
+			return p, nil
+		case time.Now().Add(retry).After(deadline):
+			return quota.Permit{}, &backoff.Wait{Delay: max(retry, time.Second), Reason: "adaptive concurrency limit reached"}
+		}
+		// Every waiter gets the same hint: jitter spreads them out.
+		jitter := time.Duration(rand.Int64N(int64(retry)/2 + 1))
+		if err := h.sleep(ctx, retry+jitter); err != nil && ctx.Err() != nil {
+			return quota.Permit{}, err
 		}
 	}
 }

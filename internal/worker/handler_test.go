@@ -210,3 +210,25 @@ func TestHandlerLogsQuotaSummaryAndNoSecrets(t *testing.T) {
 		t.Fatalf("API key in logs:\n%s", out)
 	}
 }
+
+func TestHandlerAdaptiveConcurrencyShrinksOnOverload(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	r := testutil.NewRedis(t)
+	conc, err := quota.NewConcurrency(r.Client, quota.ConcurrencyConfig{Initial: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.conc = conc
+	ctx := context.Background()
+	if err := f.h.ProcessTask(ctx, task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
+		t.Fatal(err)
+	}
+	if limit, held, _ := conc.Limit(ctx, f.account); limit != 10 || held != 0 {
+		t.Fatalf("after a success: limit %d held %d, want 10 and the permit released", limit, held)
+	}
+	f.fake.SetMode(fakeopenai.ModeServerError, 0)
+	_ = f.h.ProcessTask(ctx, task(`{"model":"m","input":"hello","max_output_tokens":32}`))
+	if limit, held, _ := conc.Limit(ctx, f.account); limit != 7 || held != 0 {
+		t.Fatalf("after a 5xx: limit %d held %d, want 7 (x0.7) and the permit released", limit, held)
+	}
+}

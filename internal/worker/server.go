@@ -34,7 +34,10 @@ type Config struct {
 	Provider                 provider.Config
 	Quota                    quota.Config
 	Gate                     pausegate.Config
-	Logger                   zerolog.Logger
+	// Adaptive, when not nil, turns on the cluster-wide adaptive concurrency
+	// limit (--adaptive-concurrency); asynq's Concurrency stays the ceiling.
+	Adaptive *quota.ConcurrencyConfig
+	Logger   zerolog.Logger
 }
 
 // QueuesDefault is the default queue set, highest priority first.
@@ -96,6 +99,13 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	h := NewHandler(cfg.Handler, lim, g, provider.New(cfg.Provider))
 	if !cfg.Handler.QuotaControl {
 		h.lim, h.gate = nil, nil
+	}
+	if cfg.Adaptive != nil {
+		conc, err := quota.NewConcurrency(cfg.RDB, *cfg.Adaptive)
+		if err != nil {
+			return nil, err
+		}
+		h.conc = conc
 	}
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,
