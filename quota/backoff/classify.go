@@ -70,7 +70,9 @@ func classifyAPI(err error, apiErr *openai.Error, now time.Time) *Error {
 		// Checked before the status: OpenAI's images API answers 400
 		// billing_hard_limit_reached, which is about money, not the request.
 		e.Kind = KindQuota
-	case status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests, code == CodeSlowDown:
+		// OpenAI documents slow_down as a 503 ("reduce your request rate"):
+		// it is about our rate, not the provider's health.
 		e.Kind = KindRateLimit
 	case status >= 500 || isServerCode(code) || isServerCode(typ):
 		e.Kind = KindServer

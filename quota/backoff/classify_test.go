@@ -115,6 +115,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"429 header wins over message", 429, map[string]string{"retry-after": "2"},
 			errorBody("rate_limit_exceeded", "", "Please try again in 8m28.9s."), KindRateLimit, false, 2 * time.Second, "rate_limit_exceeded"},
 		{"429 slow_down", 429, nil, errorBody("slow_down", "", "Slow down"), KindRateLimit, false, 0, "slow_down"},
+		{"503 slow_down", 503, nil, errorBody("slow_down", "", "Please reduce your request rate."), KindRateLimit, false, 0, "slow_down"},
 		{"429 no body", 429, nil, "", KindRateLimit, false, 0, ""},
 		{"429 anthropic type only", 429, nil, errorBody("", "rate_limit_error", "x"), KindRateLimit, false, 0, "rate_limit_error"},
 		// Quota.

@@ -37,6 +37,10 @@ const (
 // MaxMessageBytes is the longest provider message an Error keeps.
 const MaxMessageBytes = 500
 
+// CodeSlowDown is the provider's code asking to reduce the request rate and
+// grow it back slowly (OpenAI answers it with a 503).
+const CodeSlowDown = "slow_down"
+
 // Error is a classified provider failure returned by the worker's handler.
 // Find it with errors.As.
 type Error struct {
