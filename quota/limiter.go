@@ -24,6 +24,20 @@ const (
 	BurstDefault          = 60 * time.Second
 )
 
+// ReorderWindow is how far apart two requests' send times may be and still
+// reach the provider in either order; the header sync (lua/settle.lua)
+// treats an in-flight request sent up to this long before a response's own
+// as possibly not yet seen by the provider. Send times are stamped in whole
+// ms before the Redis round trip; the request then leaves after a goroutine
+// wake-up (a scheduled one after the worker's 10ms ScheduleSlack) and an HTTP
+// round trip whose start jitters by a few ms per process and host. Against
+// the fake provider, two requests stamped 1ms apart from one process arrived
+// reversed, which the old sync turned into a 429. 25ms covers the slack plus
+// that jitter with room to spare, yet stays well under the gap between
+// requests at the limits promptq runs at (200ms at 300 RPM, 50ms at 1200),
+// so the window only matters for bursts of near-simultaneous sends.
+const ReorderWindow = 25 * time.Millisecond
+
 // dayTTL is how long a day's counters outlive their last write: long enough
 // for `promptq status` to show yesterday, short enough not to pile up.
 const dayTTL = 48 * time.Hour
@@ -330,6 +344,7 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 		known(info.Tokens.Limit), known(info.Tokens.Remaining),
 		inferLimit(info.Requests), inferLimit(info.Tokens),
 		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
+		ReorderWindow.Milliseconds(),
 	).Err()
 	if err != nil {
 		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)

@@ -53,9 +53,11 @@ func (c *common) connect(ctx context.Context) (*redis.Client, asynq.RedisConnOpt
 	if err != nil {
 		return nil, nil, fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
 	}
-	aopt, err := asynq.ParseRedisURI(c.redisURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
+	// asynq's own URL parser drops an ACL username: build its options from
+	// go-redis's parse instead, so both clients log in as the same user.
+	aopt := asynq.RedisClientOpt{
+		Network: opt.Network, Addr: opt.Addr, Username: opt.Username, Password: opt.Password,
+		DB: opt.DB, TLSConfig: opt.TLSConfig,
 	}
 	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

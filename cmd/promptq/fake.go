@@ -36,7 +36,7 @@ func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
 	f.Duration(&ff.jitter, "jitter", "FAKE_OPENAI_JITTER", 50*time.Millisecond, "uniform ± jitter on the latency")
 	f.Int(&ff.outputTokens, "output-tokens", "FAKE_OPENAI_OUTPUT_TOKENS", fakeopenai.OutputTokensDefault, "tokens generated per answer (capped by max_output_tokens)")
 	f.String(&ff.apiKey, "api-key", "FAKE_OPENAI_API_KEY", "", "when set, the only bearer key accepted (else any non-empty key)")
-	f.String(&ff.mode, "mode", "FAKE_OPENAI_MODE", "normal", "start mode: normal, insufficient_quota, server_error, reset, slow, truncate (change at run time with POST /_fake/mode)")
+	f.String(&ff.mode, "mode", "FAKE_OPENAI_MODE", "normal", "start mode: normal, insufficient_quota, server_error, reset, slow, truncate, slow_down (change at run time with POST /_fake/mode)")
 	f.Int(&ff.errorStatus, "error-status", "FAKE_OPENAI_ERROR_STATUS", 500, "status sent in server_error mode (500-599)")
 }
 
@@ -48,7 +48,7 @@ func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
 	}
 	m := fakeopenai.Mode(ff.mode)
 	if !m.Valid() {
-		return nil, fmt.Errorf("--mode / FAKE_OPENAI_MODE %q: must be normal, insufficient_quota, server_error, reset, slow or truncate", ff.mode)
+		return nil, fmt.Errorf("--mode / FAKE_OPENAI_MODE %q: must be normal, insufficient_quota, server_error, reset, slow, truncate or slow_down", ff.mode)
 	}
 	s := fakeopenai.New(cfg)
 	s.SetMode(m, 0)

@@ -42,6 +42,7 @@ type workerFlags struct {
 	adaptive        bool
 	adaptiveInitial int
 	adaptiveMax     int
+	reservationTTL  time.Duration
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -64,6 +65,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.String(&w.dailyTZ, "daily-timezone", "DAILY_TIMEZONE", "UTC", "time zone in which the daily budget rolls over (IANA name)")
 	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
 	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
+	f.Duration(&w.reservationTTL, "reservation-ttl", "RESERVATION_TTL", quota.ReservationTTLDefault, "how long a reservation of a worker that died mid-request stays counted in flight (at least --request-timeout)")
 	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
 	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
@@ -89,6 +91,8 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
 	case w.adaptive && (w.adaptiveInitial < 1 || w.adaptiveMax < w.adaptiveInitial || w.adaptiveMax > 100000):
 		return fmt.Errorf("--adaptive-initial / ADAPTIVE_INITIAL must be at least 1 and at most --adaptive-max / ADAPTIVE_MAX (up to 100000), got %d and %d", w.adaptiveInitial, w.adaptiveMax)
+	case w.reservationTTL < w.requestTimeout || w.reservationTTL > 24*time.Hour:
+		return fmt.Errorf("--reservation-ttl / RESERVATION_TTL must be between --request-timeout (%v) and 24h, got %v", w.requestTimeout, w.reservationTTL)
 	case w.quotaLogEvery < 0 || w.quotaLogEvery > 1_000_000:
 		return fmt.Errorf("--quota-log-interval / QUOTA_LOG_INTERVAL must be between 0 and 1000000, got %d", w.quotaLogEvery)
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
@@ -136,7 +140,7 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
 		Quota: quota.Config{
 			RPM: w.rpm, TPM: w.tpm, DailyRequests: w.dailyRequests, DailyTokens: w.dailyTokens,
-			Threshold: w.threshold, Location: loc,
+			Threshold: w.threshold, Location: loc, ReservationTTL: w.reservationTTL,
 		},
 		Gate: pausegate.Config{DefaultPause: pause},
 	}, nil

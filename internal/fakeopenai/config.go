@@ -112,12 +112,16 @@ const (
 	// ModeTruncate cuts responses: streams stop mid-way without the final
 	// event, non-stream bodies are cut short.
 	ModeTruncate Mode = "truncate"
+	// ModeSlowDown answers admitted requests with OpenAI's 503 slow_down
+	// ("reduce your request rate to its original level ... then gradually
+	// increase it").
+	ModeSlowDown Mode = "slow_down"
 )
 
 // Valid reports whether m is one of the known modes.
 func (m Mode) Valid() bool {
 	switch m {
-	case ModeNormal, ModeInsufficientQuota, ModeServerError, ModeReset, ModeSlow, ModeTruncate:
+	case ModeNormal, ModeInsufficientQuota, ModeServerError, ModeReset, ModeSlow, ModeTruncate, ModeSlowDown:
 		return true
 	}
 	return false

@@ -210,6 +210,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		writeError(w, e)
 		return
 	}
+	if mode == ModeSlowDown {
+		fail(&apiError{
+			status:  http.StatusServiceUnavailable,
+			Message: "Please reduce your request rate to its original level, maintain a consistent rate for at least 15 minutes, and then gradually increase it.",
+			Type:    "slow_down", Code: strp("slow_down"),
+		}, rl, &s.stats.SlowDowns)
+		return
+	}
 	if mode == ModeServerError {
 		fail(&apiError{
 			status:  s.cfg.ServerErrorStatus,

@@ -18,6 +18,8 @@ type Stats struct {
 	QuotaErrors int `json:"quota_errors"`
 	// ServerErrors is the number of 5xx answers sent in ModeServerError.
 	ServerErrors int `json:"server_errors"`
+	// SlowDowns is the number of 503 slow_down answers sent in ModeSlowDown.
+	SlowDowns int `json:"slow_downs"`
 	// Resets is the number of connections closed without an answer (ModeReset).
 	Resets int `json:"resets"`
 	// Truncated is the number of answers cut short (ModeTruncate).

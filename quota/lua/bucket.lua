@@ -12,8 +12,8 @@
 --           minute would burst into their 429s after any idle moment
 --   <p>lvl  units available at time ts (may be negative: debt repaid by refill)
 --   ts      ms epoch of the last refill (never moves backwards)
---   hat     reservation time (ms) of the newest response whose remaining-*
---           headers were applied; older responses do not move the levels
+--   hat     send time (ms) of the newest response whose remaining-* headers
+--           were used; see settle.lua for how it orders responses
 --
 -- A bucket's limit is the learned limit capped by the configured one. Its rate
 -- is limit/60000 per ms (OpenAI refills continuously over a minute). Its

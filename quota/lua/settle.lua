@@ -32,25 +32,42 @@
 -- ARGV[20] day hash TTL ms
 -- ARGV[21] x-ratelimit-reset-requests in ms (-1 unknown)
 -- ARGV[22] x-ratelimit-reset-tokens in ms (-1 unknown)
+-- ARGV[23] reorder window ms: requests sent less than this apart may reach
+--          the provider in either order (see "Header sync" below)
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
 -- is left alone, so settling twice is harmless). Headers are applied either way.
 --
 -- Header sync. The provider's remaining figure beats the local model, in both
--- directions: the level is set to
---     remaining - (cost of reservations still in flight that were reserved at
---                  or after this one)
--- because the provider may not have seen those yet when it answered. Raising
--- as well as lowering lets the limiter use capacity the local model wrongly
--- thinks is spent (expired reservations, other clients' traffic ending,
--- estimate error); lowering catches traffic the limiter never saw. The time
--- between the provider's measurement and now is not credited as refill, so
--- the local level trails the provider by at most one response's latency worth
--- of refill: a small constant margin, not a loss of sustained rate. Only a
--- response at least as new as the last one applied (by reservation time,
--- field hat) may move the levels: an older one would overwrite newer facts
--- and its "reserved after" set is already gone.
+-- directions. The provider measured it when this request reached it, so
+-- in-flight reservations sent at or after this one's send time (A) were not
+-- in it, and those sent within the reorder window W before it (N) may or may
+-- not have been: requests sent a few ms apart, from different goroutines or
+-- hosts, reach the provider in either order. The provider's level is thus
+-- somewhere in
+--     [remaining - A - N, remaining - A]
+-- and the local level is moved into that interval by the smallest change:
+-- lowered to its top when above (traffic the limiter never saw, estimate
+-- error), raised to its bottom when below (capacity the local model wrongly
+-- holds back: expired reservations, other clients' traffic ending), left
+-- alone inside it, where the local model, which debits every reservation,
+-- knows better. Taking the top as the provider's level would over-estimate
+-- it by a whole request whenever a request sent just before this one was
+-- overtaken, and a later reservation would turn that into a 429.
+-- The time between the provider's measurement and now is not credited as
+-- refill, so the local level trails the provider by at most one response's
+-- latency worth of refill: a small constant margin, not a loss of sustained
+-- rate. Which responses may move the levels, with hat the newest send time
+-- whose headers were used:
+--   send time >= hat + W   newer than every response used: moves the levels
+--                          into the interval
+--   within W of hat        order unknown (it may have reached the provider
+--                          before a response already used, or after it but
+--                          settled later, so that one is no longer in
+--                          flight): may only lower the levels to the top
+--   send time < hat - W    older: ignored, since newer facts already cover it
+--                          and its "sent after" set is gone
 
 local now = tonumber(ARGV[1])
 local mode = ARGV[2]
@@ -155,23 +172,54 @@ if removed == 1 then
   end
 end
 
--- Sync to the provider's remaining figures, if this response is fresh.
+-- Sync to the provider's remaining figures, if this response is fresh
+-- (see "Header sync" above).
 local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
+local win = tonumber(ARGV[23])
+local hat = tonumber(h[6])
 local sync_r = rl > 0 and rrem >= 0
 local sync_t = tl > 0 and trem >= 0
-if (sync_r or sync_t) and at >= (tonumber(h[6]) or 0) then
-  local after_r, after_t = 0, 0
+
+-- sync moves level into [lo, hi] (see "Header sync"); with only_lower it
+-- may only bring it down to hi.
+local function sync(level, lo, hi, only_lower)
+  if level == nil then
+    return lo
+  elseif level > hi then
+    return hi
+  elseif level < lo and not only_lower then
+    return lo
+  end
+  return level
+end
+
+if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
+  -- Cost of in-flight reservations sent at or after this one (the provider
+  -- had not seen them) and of those sent within the window before it (it
+  -- may not have).
+  local after_r, after_t, near_r, near_t = 0, 0, 0, 0
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     local _, mr, mt, mat = string.match(m, '^([^:]*):(%d+):(%d+):(%d+)$')
-    if mat and tonumber(mat) >= at then
+    mat = tonumber(mat)
+    if mat and mat >= at then
       after_r = after_r + tonumber(mr)
       after_t = after_t + tonumber(mt)
+    elseif mat and mat >= at - win then
+      near_r = near_r + tonumber(mr)
+      near_t = near_t + tonumber(mt)
     end
   end
-  if sync_r then rlvl = rrem - after_r end
-  if sync_t then tlvl = trem - after_t end
-  table.insert(fields, 'hat')
-  table.insert(fields, at)
+  local only_lower = hat ~= nil and at < hat + win
+  if sync_r then
+    rlvl = sync(rlvl, rrem - after_r - near_r, rrem - after_r, only_lower)
+  end
+  if sync_t then
+    tlvl = sync(tlvl, trem - after_t - near_t, trem - after_t, only_lower)
+  end
+  if hat == nil or at > hat then
+    table.insert(fields, 'hat')
+    table.insert(fields, at)
+  end
 end
 
 if rl > 0 and rlvl then
