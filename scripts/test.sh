@@ -50,3 +50,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 30m "$@" ./...
+
+# Fuzz the rate-limit header parsers (FUZZTIME=10m by hand for longer runs).
+for target in FuzzParseHeaders FuzzParseResetDuration; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-60s}" ./quota/
+done

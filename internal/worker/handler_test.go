@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -230,5 +231,23 @@ func TestHandlerAdaptiveConcurrencyShrinksOnOverload(t *testing.T) {
 	_ = f.h.ProcessTask(ctx, task(`{"model":"m","input":"hello","max_output_tokens":32}`))
 	if limit, held, _ := conc.Limit(ctx, f.account); limit != 7 || held != 0 {
 		t.Fatalf("after a 5xx: limit %d held %d, want 7 (x0.7) and the permit released", limit, held)
+	}
+}
+
+type panicky struct{}
+
+func (panicky) Call(context.Context, provider.Request, func(http.Header)) (*provider.Response, error) {
+	panic("boom")
+}
+
+func TestHandlerPanicIsRecoveredAndRetried(t *testing.T) {
+	h := NewHandler(HandlerConfig{Account: "a"}, nil, nil, panicky{})
+	err := h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello"}`))
+	var be *backoff.Error
+	if !errors.As(err, &be) || be.Kind != backoff.KindUnknown || !strings.Contains(be.Message, "boom") {
+		t.Fatalf("err = %v, want a classified panic", err)
+	}
+	if errors.Is(err, asynq.SkipRetry) || !backoff.IsFailure(err) {
+		t.Fatal("a panic is a real failure that may be retried")
 	}
 }
