@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/testutil"
 	"github.com/promptq/promptq/pausegate"
@@ -120,12 +121,18 @@ func TestFaultRedisCluster(t *testing.T) {
 		}
 	})
 
-	// The CLI against one node: for the record only (no cluster support).
-	queue := "q-" + testutil.Name(t)
-	path := writeJSONL(t, batch(queue, "cluster", 3))
-	out, errOut, code := runCLI(t, "", "enqueue", "--redis", nodes[0].URL, "--file", path)
-	t.Logf("promptq enqueue against one cluster node (no cluster support): exit %d, stdout %q, stderr %q",
-		code, strings.TrimSpace(out), firstLine(errOut))
+	// The whole path on the cluster: two worker processes and the CLI with a
+	// redis-cluster:// URL, asynq's cluster client underneath.
+	t.Run("end-to-end batch", func(t *testing.T) {
+		s := newSetup(t, fakeopenai.Config{RPM: 6000, Latency: 20 * time.Millisecond})
+		s.Redis = "redis-cluster://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+		workers := s.startWorkers(t, 2, 4)
+		lines := batch(s.Queue, "cluster", 20)
+		s.enqueue(t, lines)
+		s.waitCompleted(t, len(lines), 60*time.Second)
+		requireAllCompleted(t, s.results(t), ids(lines))
+		stopAll(t, workers)
+	})
 }
 
 func firstLine(s string) string {

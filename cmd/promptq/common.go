@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,7 +37,7 @@ type common struct {
 }
 
 func (c *common) register(f *config.Flags, withAccount bool) {
-	f.String(&c.redisURL, "redis", "REDIS_URL", redisURLDefault, "Redis URL: redis://[user:password@]host:port/db, rediss:// for TLS")
+	f.String(&c.redisURL, "redis", "REDIS_URL", redisURLDefault, "Redis URL: redis://[user:password@]host:port/db, rediss:// for TLS, redis-cluster://host:port?addr=host2:port2 for a Redis Cluster")
 	if withAccount {
 		f.String(&c.account, "account", accountEnv, "", "account name shared by all workers of one API key (default: a short hash of base URL + API key)")
 	}
@@ -48,23 +49,51 @@ func (c *common) logger(w io.Writer) zerolog.Logger { return logging.New(w, c.lo
 
 // connect parses the Redis URL and checks that Redis answers, so that an
 // unreachable Redis is one clear line rather than a stream of retries.
-func (c *common) connect(ctx context.Context) (*redis.Client, asynq.RedisConnOpt, error) {
-	opt, err := redis.ParseURL(c.redisURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
+//
+// redis:// and rediss:// name one server. redis-cluster:// and
+// rediss-cluster:// name a Redis Cluster: the first host plus more seed nodes
+// as addr parameters (redis-cluster://user:pw@h1:7000?addr=h2:7001&addr=h3:7002).
+// Every promptq key of an account shares one hash tag, so its scripts run on
+// one slot; asynq hash-tags its queue keys the same way.
+func (c *common) connect(ctx context.Context) (redis.UniversalClient, asynq.RedisConnOpt, error) {
+	var (
+		rdb  redis.UniversalClient
+		aopt asynq.RedisConnOpt
+		addr string
+	)
+	bad := func(err error) error {
+		return fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
 	}
-	// asynq's own URL parser drops an ACL username: build its options from
-	// go-redis's parse instead, so both clients log in as the same user.
-	aopt := asynq.RedisClientOpt{
-		Network: opt.Network, Addr: opt.Addr, Username: opt.Username, Password: opt.Password,
-		DB: opt.DB, TLSConfig: opt.TLSConfig,
+	if rest, ok := strings.CutPrefix(c.redisURL, "redis-cluster://"); ok {
+		c.redisURL = "redis://" + rest
+	} else if rest, ok := strings.CutPrefix(c.redisURL, "rediss-cluster://"); ok {
+		c.redisURL = "rediss://" + rest
+	} else {
+		opt, err := redis.ParseURL(c.redisURL)
+		if err != nil {
+			return nil, nil, bad(err)
+		}
+		// asynq's own URL parser drops an ACL username: build its options
+		// from go-redis's parse instead, so both clients log in as one user.
+		aopt = asynq.RedisClientOpt{
+			Network: opt.Network, Addr: opt.Addr, Username: opt.Username, Password: opt.Password,
+			DB: opt.DB, TLSConfig: opt.TLSConfig,
+		}
+		rdb, addr = redis.NewClient(opt), opt.Addr
 	}
-	rdb := redis.NewClient(opt)
+	if rdb == nil {
+		opt, err := redis.ParseClusterURL(c.redisURL)
+		if err != nil {
+			return nil, nil, bad(err)
+		}
+		aopt = asynq.RedisClusterClientOpt{Addrs: opt.Addrs, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig}
+		rdb, addr = redis.NewClusterClient(opt), strings.Join(opt.Addrs, ",")
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %v", opt.Addr, err)
+		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %v", addr, err)
 	}
 	return rdb, aopt, nil
 }
@@ -77,7 +106,7 @@ func defaultAccount(baseURL, apiKey string) string {
 
 // accountsFor returns the accounts an admin command acts on: the one given,
 // else every account that has run a worker.
-func accountsFor(ctx context.Context, rdb *redis.Client, account string) ([]string, error) {
+func accountsFor(ctx context.Context, rdb redis.UniversalClient, account string) ([]string, error) {
 	if account != "" {
 		if err := keys.ValidateAccount(account); err != nil {
 			return nil, fmt.Errorf("--account: %v", err)
