@@ -118,9 +118,6 @@ func printStatus(w io.Writer, rep *statusReport) {
 			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
 			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
 			fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)
-			if s.RampFraction < 1 {
-				fmt.Fprintf(w, "  slow_down ramp: admitting %.0f%% of the limits, growing back to 100%%\n", 100*s.RampFraction)
-			}
 			d := s.Daily
 			fmt.Fprintf(w, "  today (%s): %d requests of %s, %d tokens of %s, pauses at %.0f%%, resets %s\n", d.Date,
 				d.Requests, limitStr(d.RequestLimit), d.Tokens, limitStr(d.TokenLimit), 100*d.Threshold, d.ResetAt.Format(time.RFC3339))
