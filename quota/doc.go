@@ -71,6 +71,35 @@
 // spend outside the limiter's view shows up as occasional 429s until the next
 // response is seen.
 //
+// # slow_down ramp
+//
+// OpenAI's 503 slow_down asks a client to reduce its request rate, hold it
+// for 15 minutes and then increase it gradually. Limiter.SlowDown (the worker
+// calls it on every slow_down) stores a ramp in the account's limits hash:
+// the fraction of its limits the account may use is cut to Config.RampCut
+// times the current one (default half, never below RampMinFraction), and
+// then grows by at most Config.RampGrowth per Config.RampInterval (default
+// +50% per 15 minutes), compounded, until it is back at 1. Reserve and Settle
+// compute the same fraction in Lua and apply it to the request and the token
+// limit alike, as a configured cap of fraction × limit. A second slow_down
+// cuts again from the fraction in force. Snapshot.RampFraction shows it.
+//
+// # Tenant budgets
+//
+// A request may name the producer it is for inside the account
+// (Reserve(..., WithTenant(t)); tasks carry it in their "tenant" field).
+// SetTenantBudget gives a tenant requests/min, tokens/min and requests/day
+// budgets, stored in the account's tenants hash (keys.Tenants) so that they
+// can change at run time and apply at the next Reserve on every worker. The
+// tenant's buckets (keys.Tenant) are shaped like configured caps (capacity
+// Config.Burst of refill) and are checked and debited by the same reserve
+// script, after the account's: a tenant whose bucket is short gets a wait
+// (Decision.TenantLimited), its daily budget a wait until the next budget
+// day, so one noisy producer cannot take the whole account. Refund gives the
+// tenant's debit back, Settle corrects its token debit like the account's.
+// Tenants without a budget share the account's headroom freely; there is no
+// weighted fair sharing between them.
+//
 // # Time
 //
 // Now reaches every script as an argument from Config.Clock, so tests drive

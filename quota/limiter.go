@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -22,7 +23,15 @@ const (
 	ThresholdDefault      = 0.8
 	ReservationTTLDefault = 10 * time.Minute
 	BurstDefault          = 60 * time.Second
+	RampCutDefault        = 0.5
+	RampGrowthDefault     = 0.5
+	RampIntervalDefault   = 15 * time.Minute
 )
+
+// RampMinFraction is the lowest fraction of its limits a slow_down ramp cuts
+// an account to, however many slow_downs arrive: at the default growth it is
+// back at the full limit within two hours.
+const RampMinFraction = 0.05
 
 // ReorderWindow is how far apart two requests' send times may be and still
 // reach the provider in either order; the header sync (lua/settle.lua)
@@ -75,6 +84,16 @@ type Config struct {
 	// thus served first come, first served across every worker, with one
 	// round trip each instead of polling. Default 0: no scheduling.
 	Schedule time.Duration
+	// RampCut is the factor SlowDown multiplies the account's current
+	// fraction of its limits by: 0 < RampCut < 1. Default RampCutDefault (0.5).
+	RampCut float64
+	// RampGrowth is how much the fraction may grow per RampInterval after a
+	// slow_down, compounded, until it is back at 1: 0 < RampGrowth <= 10.
+	// Default RampGrowthDefault (0.5, +50%, OpenAI's guidance).
+	RampGrowth float64
+	// RampInterval is the period of RampGrowth: 1s to 24h. Default
+	// RampIntervalDefault (15m).
+	RampInterval time.Duration
 }
 
 // ProbeDefault is Config.Probe's default.
@@ -90,6 +109,9 @@ func (c Config) WithDefaults() Config {
 	c.ReservationTTL = cmp.Or(c.ReservationTTL, ReservationTTLDefault)
 	c.Burst = cmp.Or(c.Burst, BurstDefault)
 	c.Probe = cmp.Or(c.Probe, ProbeDefault)
+	c.RampCut = cmp.Or(c.RampCut, RampCutDefault)
+	c.RampGrowth = cmp.Or(c.RampGrowth, RampGrowthDefault)
+	c.RampInterval = cmp.Or(c.RampInterval, RampIntervalDefault)
 	return c
 }
 
@@ -117,6 +139,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("quota: Schedule must be between 0 and 1h, got %v", c.Schedule)
 	case c.Burst < time.Second || c.Burst > time.Hour:
 		return fmt.Errorf("quota: Burst %v: must be between 1s and 1h", c.Burst)
+	case !(c.RampCut > 0 && c.RampCut < 1):
+		return fmt.Errorf("quota: RampCut %v: must be in (0, 1)", c.RampCut)
+	case !(c.RampGrowth > 0 && c.RampGrowth <= 10):
+		return fmt.Errorf("quota: RampGrowth %v: must be in (0, 10]", c.RampGrowth)
+	case c.RampInterval < time.Second || c.RampInterval > 24*time.Hour:
+		return fmt.Errorf("quota: RampInterval %v: must be between 1s and 24h", c.RampInterval)
 	}
 	return nil
 }
@@ -139,6 +167,7 @@ func (u Usage) total() int64 { return max(u.TotalTokens, u.InputTokens+u.OutputT
 // exactly one of Settle or Refund when the provider has answered.
 type Reservation struct {
 	Account        string
+	Tenant         string // the producer inside the account (WithTenant); "" = none
 	ID             string
 	Cost           Cost
 	At             time.Time // when it may be sent: admission time plus any scheduled wait (ms precision)
@@ -173,6 +202,29 @@ type Decision struct {
 	// resets at DailyResetAt, the next midnight in Config.Location.
 	DailyExhausted bool
 	DailyResetAt   time.Time
+	// TenantLimited means, when !OK, that the tenant's budget (WithTenant),
+	// not the account's headroom, is what holds the request back for Wait.
+	TenantLimited bool
+}
+
+// ReserveOption varies one Reserve call.
+type ReserveOption func(*reserveOptions)
+
+type reserveOptions struct{ tenant string }
+
+// WithTenant names the producer inside the account that the request is for.
+// If the tenant has a budget (SetTenantBudget), Reserve holds the request to
+// it as well as to the account's limits; a tenant without a budget, or "",
+// shares the account's headroom freely.
+func WithTenant(tenant string) ReserveOption {
+	return func(o *reserveOptions) { o.tenant = tenant }
+}
+
+// TenantBudget is one tenant's share of an account (0 = no budget of that kind).
+type TenantBudget struct {
+	RPM           int64 `json:"rpm,omitempty"`            // requests per minute
+	TPM           int64 `json:"tpm,omitempty"`            // tokens per minute
+	DailyRequests int64 `json:"daily_requests,omitempty"` // requests per budget day (Config.Location)
 }
 
 // ErrCostExceedsLimit is returned by Reserve for a cost that can never fit:
@@ -194,11 +246,23 @@ var snapshotLua string
 //go:embed lua/throttle.lua
 var throttleLua string
 
+//go:embed lua/slowdown.lua
+var slowdownLua string
+
+//go:embed lua/tenant_set.lua
+var tenantSetLua string
+
+//go:embed lua/tenant_state.lua
+var tenantStateLua string
+
 var (
-	reserveScript  = redis.NewScript(bucketLua + reserveLua)
-	settleScript   = redis.NewScript(bucketLua + settleLua)
-	snapshotScript = redis.NewScript(snapshotLua)
-	throttleScript = redis.NewScript(throttleLua)
+	reserveScript     = redis.NewScript(bucketLua + reserveLua)
+	settleScript      = redis.NewScript(bucketLua + settleLua)
+	snapshotScript    = redis.NewScript(snapshotLua)
+	throttleScript    = redis.NewScript(throttleLua)
+	slowdownScript    = redis.NewScript(bucketLua + slowdownLua)
+	tenantSetScript   = redis.NewScript(tenantSetLua)
+	tenantStateScript = redis.NewScript(tenantStateLua)
 )
 
 // Limiter admits requests so that all workers of an account, on any host,
@@ -243,9 +307,19 @@ func (l *Limiter) dailyStop(budget int64) int64 {
 // Reserve asks to send one request of the given cost for account now.
 // estimatedInput is the input part of cost.Tokens (0 if unknown); Settle uses
 // it to correct the token debit and to measure the estimator.
-func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estimatedInput int64) (Decision, error) {
+// Options (WithTenant) vary the call.
+func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estimatedInput int64, opts ...ReserveOption) (Decision, error) {
 	if err := keys.ValidateAccount(account); err != nil {
 		return Decision{}, fmt.Errorf("quota: %w", err)
+	}
+	var o reserveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.tenant != "" {
+		if err := keys.ValidateTenant(o.tenant); err != nil {
+			return Decision{}, fmt.Errorf("quota: %w", err)
+		}
 	}
 	if cost.Requests < 0 || cost.Tokens < 0 || estimatedInput < 0 {
 		return Decision{}, fmt.Errorf("quota: negative cost %+v / estimated input %d", cost, estimatedInput)
@@ -257,21 +331,24 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 	}
 	r := Reservation{
 		Account:        account,
+		Tenant:         o.tenant,
 		ID:             id,
 		Cost:           cost,
 		At:             time.UnixMilli(now.UnixMilli()),
 		EstimatedInput: estimatedInput,
 	}
 	res, err := reserveScript.Run(ctx, l.rdb,
-		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account)},
+		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account),
+			keys.Tenants(account), keys.Tenant(account, o.tenant)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
+		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
 	}
 	switch res[0] {
@@ -279,7 +356,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		r.At = time.UnixMilli(now.UnixMilli() + res[1]) // the send time, as the script recorded it
 		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 1:
-		return Decision{Wait: time.Duration(res[1]) * time.Millisecond}, nil
+		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: len(res) > 2 && res[2] == 1}, nil
 	case 2:
 		d := Decision{Paused: true}
 		if res[1] > 0 {
@@ -336,7 +413,8 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 	}
 	now := l.cfg.Clock.Now()
 	err := settleScript.Run(ctx, l.rdb,
-		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account)},
+		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account),
+			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant)},
 		now.UnixMilli(), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
 		charged, total, r.EstimatedInput, input,
 		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
@@ -344,7 +422,7 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 		known(info.Tokens.Limit), known(info.Tokens.Remaining),
 		inferLimit(info.Requests), inferLimit(info.Tokens),
 		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
-		ReorderWindow.Milliseconds(),
+		ReorderWindow.Milliseconds(), r.Tenant, l.date(r.At),
 	).Err()
 	if err != nil {
 		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
@@ -361,6 +439,64 @@ func (l *Limiter) RecordThrottle(ctx context.Context, account string) error {
 		return fmt.Errorf("quota: record throttle %s: %w", account, err)
 	}
 	return nil
+}
+
+// SlowDown cuts account's admitted rate after the provider answered
+// slow_down (a 503 asking to reduce the request rate and then ramp up
+// slowly): the fraction of its limits the account may use drops to
+// Config.RampCut times the current one (never below RampMinFraction), then
+// grows by Config.RampGrowth per Config.RampInterval back to 1. Reserve and
+// Settle apply the fraction to both the request and the token limit.
+func (l *Limiter) SlowDown(ctx context.Context, account string) error {
+	if err := keys.ValidateAccount(account); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	err := slowdownScript.Run(ctx, l.rdb, []string{keys.Limits(account)},
+		l.cfg.Clock.Now().UnixMilli(), l.cfg.RampCut, l.cfg.RampGrowth, l.cfg.RampInterval.Milliseconds(), RampMinFraction,
+	).Err()
+	if err != nil {
+		return fmt.Errorf("quota: slow down %s: %w", account, err)
+	}
+	return nil
+}
+
+// SetTenantBudget sets (or replaces) tenant's budget inside account. It
+// takes effect at the next Reserve on any worker; the tenant's use so far
+// is kept, so lowering a budget holds back a tenant that already used more.
+func (l *Limiter) SetTenantBudget(ctx context.Context, account, tenant string, b TenantBudget) error {
+	if b.RPM < 0 || b.TPM < 0 || b.DailyRequests < 0 {
+		return fmt.Errorf("quota: tenant budget %+v: values must be >= 0 (0 = none)", b)
+	}
+	if b == (TenantBudget{}) {
+		return errors.New("quota: tenant budget: set at least one of RPM, TPM, DailyRequests (or delete the tenant)")
+	}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	_, err = l.setTenant(ctx, account, tenant, string(raw))
+	return err
+}
+
+// DeleteTenant removes tenant's budget and levels from account: the tenant
+// then shares the account's headroom freely. It reports whether the tenant
+// had a budget.
+func (l *Limiter) DeleteTenant(ctx context.Context, account, tenant string) (bool, error) {
+	return l.setTenant(ctx, account, tenant, "")
+}
+
+func (l *Limiter) setTenant(ctx context.Context, account, tenant, raw string) (bool, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return false, fmt.Errorf("quota: %w", err)
+	}
+	if err := keys.ValidateTenant(tenant); err != nil {
+		return false, fmt.Errorf("quota: %w", err)
+	}
+	existed, err := tenantSetScript.Run(ctx, l.rdb, []string{keys.Tenants(account), keys.Tenant(account, tenant)}, tenant, raw).Int64()
+	if err != nil {
+		return false, fmt.Errorf("quota: tenant %s/%s: %w", account, tenant, err)
+	}
+	return existed == 1, nil
 }
 
 // resetMs is a bucket's reset in ms, -1 when unknown.

@@ -2,8 +2,10 @@ package quota
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"time"
 
@@ -22,7 +24,26 @@ type Snapshot struct {
 	EstimateMeanAbsErr float64 // mean |estimated - actual| input tokens
 	EstimateBias       float64 // mean (estimated - actual) / actual; > 0 overestimates
 	Throttled          int64   // 429s recorded with RecordThrottle
-	UpdatedAt          time.Time
+	// RampFraction is the share of its limits the account may use after a
+	// slow_down (see Limiter.SlowDown); 1 when no ramp is in force. The
+	// bucket limits above already include it.
+	RampFraction float64
+	// Tenants are the account's tenants that have a budget, by name.
+	Tenants   []TenantState
+	UpdatedAt time.Time
+}
+
+// TenantState is one tenant's budget and use, for `promptq status` and
+// `promptq tenant list`.
+type TenantState struct {
+	Tenant string       `json:"tenant"`
+	Budget TenantBudget `json:"budget"`
+	// Requests and Tokens are what the tenant could reserve now under its
+	// RPM and TPM budgets (negative = in debt); 0 for a kind without budget.
+	Requests float64 `json:"requests_available"`
+	Tokens   float64 `json:"tokens_available"`
+	// DailyRequests is the tenant's requests today (including in flight).
+	DailyRequests int64 `json:"daily_requests_used"`
 }
 
 // BucketState is one rate bucket as the limiter sees it now.
@@ -30,7 +51,7 @@ type BucketState struct {
 	Limit     int64         // per-minute limit in force (learned, capped by config); -1 unknown
 	Available float64       // units that could be reserved now (negative = in debt)
 	ResetIn   time.Duration // until the bucket is full again
-	Source    string        // "headers", "config" or "unknown"
+	Source    string        // "headers", "config", "ramp" (a slow_down ramp is in force) or "unknown"
 }
 
 // DailyState is today's budget use.
@@ -85,36 +106,129 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 	if _, ok := lim["ts"]; !ok {
 		elapsed = 0
 	}
-	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed)
-	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed)
+	if s.Tenants, err = l.Tenants(ctx, account); err != nil {
+		return Snapshot{}, err
+	}
+	s.RampFraction = rampFraction(lim, now.UnixMilli())
+	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed, s.RampFraction)
+	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed, s.RampFraction)
 	return s, nil
 }
 
-// bucketState mirrors shape and refill in lua/bucket.lua.
-func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapsedMs float64) BucketState {
+// Tenants returns the budgets of account's tenants and their use now, sorted
+// by name.
+func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return nil, fmt.Errorf("quota: %w", err)
+	}
+	res, err := tenantStateScript.RunRO(ctx, l.rdb, []string{keys.Tenants(account)}).Slice()
+	if err != nil || len(res) != 1 {
+		return nil, fmt.Errorf("quota: tenants %s: %v", account, err)
+	}
+	budgets := pairs(res[0])
+	if len(budgets) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(budgets))
+	for t := range budgets {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	ks := []string{keys.Tenants(account)}
+	for _, t := range names {
+		ks = append(ks, keys.Tenant(account, t))
+	}
+	// A second read gets budgets and levels in one consistent view.
+	now := l.cfg.Clock.Now()
+	if res, err = tenantStateScript.RunRO(ctx, l.rdb, ks).Slice(); err != nil || len(res) != len(ks) {
+		return nil, fmt.Errorf("quota: tenants %s: %v", account, err)
+	}
+	budgets = pairs(res[0])
+	out := make([]TenantState, 0, len(names))
+	for i, t := range names {
+		raw, ok := budgets[t]
+		if !ok {
+			continue // deleted between the two reads
+		}
+		var b TenantBudget
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return nil, fmt.Errorf("quota: tenant %s/%s: bad budget %q: %w", account, t, raw, err)
+		}
+		h := pairs(res[i+1])
+		elapsed := 0.0
+		if _, ok := h["ts"]; ok {
+			elapsed = max(0, float64(now.UnixMilli())-num(h, "ts"))
+		}
+		st := TenantState{Tenant: t, Budget: b,
+			Requests: l.tenantLevel(h, "rlvl", b.RPM, elapsed), Tokens: l.tenantLevel(h, "tlvl", b.TPM, elapsed)}
+		if h["day"] == l.date(now) {
+			st.DailyRequests = int64(num(h, "dreq"))
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// tenantLevel mirrors a tenant bucket's refill in lua/reserve.lua.
+func (l *Limiter) tenantLevel(h map[string]string, field string, perMinute int64, elapsedMs float64) float64 {
+	if perMinute <= 0 {
+		return 0
+	}
+	capacity := float64(perMinute) * float64(l.cfg.Burst.Milliseconds()) / 60000
+	if _, ok := h[field]; !ok {
+		return capacity
+	}
+	return min(capacity, num(h, field)+elapsedMs*float64(perMinute)/60000)
+}
+
+// rampFraction mirrors ramp_fraction in lua/bucket.lua.
+func rampFraction(lim map[string]string, nowMs int64) float64 {
+	for _, f := range []string{"ramp_f", "ramp_ts", "ramp_g", "ramp_iv"} {
+		if _, ok := lim[f]; !ok {
+			return 1
+		}
+	}
+	iv := num(lim, "ramp_iv")
+	if iv <= 0 {
+		return 1
+	}
+	dt := max(0, float64(nowMs)-num(lim, "ramp_ts"))
+	return min(1, num(lim, "ramp_f")*math.Pow(1+num(lim, "ramp_g"), dt/iv))
+}
+
+// bucketState mirrors shape, ramp_shape and refill in lua/bucket.lua.
+func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapsedMs float64, ramp float64) BucketState {
 	learned := int64(num(lim, p+"lim"))
-	var limit int64
+	var limit float64
 	var capacity float64
 	var source string
 	switch {
 	case learned > 0 && (cfg <= 0 || learned <= cfg):
-		limit, capacity, source = learned, float64(learned), "headers"
+		limit, capacity, source = float64(learned), float64(learned), "headers"
 		if c := num(lim, p+"capl"); c > 0 && c < capacity {
 			capacity = c
 		}
 	case cfg > 0:
-		limit, capacity, source = cfg, float64(cfg)*float64(l.cfg.Burst.Milliseconds())/60000, "config"
+		limit, capacity, source = float64(cfg), float64(cfg)*float64(l.cfg.Burst.Milliseconds())/60000, "config"
 	default:
 		return BucketState{Limit: -1, Source: "unknown"}
 	}
-	rate := float64(limit) / 60000
+	if ramp < 1 {
+		limit *= ramp
+		capacity = limit * float64(l.cfg.Burst.Milliseconds()) / 60000
+		if c := num(lim, p+"capl"); c > 0 && capacity > c*ramp {
+			capacity = c * ramp
+		}
+		source = "ramp"
+	}
+	rate := limit / 60000
 	level := capacity
 	if _, ok := lim[p+"lvl"]; ok {
 		level = min(capacity, num(lim, p+"lvl")+elapsedMs*rate)
 	}
 	resetMs := math.Ceil((capacity - level) / rate)
 	return BucketState{
-		Limit:     limit,
+		Limit:     int64(math.Round(limit)),
 		Available: level,
 		ResetIn:   time.Duration(resetMs) * time.Millisecond,
 		Source:    source,

@@ -154,6 +154,10 @@ type Payload struct {
 	Metadata map[string]any `json:"metadata,omitempty"`
 	// Queue is the asynq queue (default "default").
 	Queue string `json:"queue,omitempty"`
+	// Tenant names the producer inside the account (optional; 1-64
+	// characters of A-Z a-z 0-9 _ . -). A tenant with a budget (promptq
+	// tenant set) is held to it; tenants without one share the account freely.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // FieldError says which field of a payload is wrong and why.
@@ -165,8 +169,9 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 var (
-	queueRE = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,64}$`)
-	idRE    = regexp.MustCompile(`^[\x21-\x7e]+$`)
+	queueRE  = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,64}$`)
+	idRE     = regexp.MustCompile(`^[\x21-\x7e]+$`)
+	tenantRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 )
 
 // Validate checks a payload the way enqueue and the worker both do. The
@@ -187,6 +192,8 @@ func (p *Payload) Validate() error {
 		return &FieldError{"endpoint", fmt.Sprintf("must be %q or %q", EndpointResponses, EndpointChat)}
 	case p.Queue != "" && !queueRE.MatchString(p.Queue):
 		return &FieldError{"queue", "must be 1-64 characters of A-Z a-z 0-9 _ . : -"}
+	case p.Tenant != "" && !tenantRE.MatchString(p.Tenant):
+		return &FieldError{"tenant", "must be 1-64 characters of A-Z a-z 0-9 _ . -"}
 	}
 	for i, m := range p.Input.Messages {
 		switch m.Role {

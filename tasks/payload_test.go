@@ -32,6 +32,8 @@ func TestParsePayload(t *testing.T) {
 		{"not json", `{"model":`, "payload"},
 		{"array", `[1,2]`, "payload"},
 		{"trailing", `{"model":"m","input":"hi"} {}`, "payload"},
+		{"tenant", `{"model":"m","input":"hi","tenant":"team-a"}`, ""},
+		{"bad tenant", `{"model":"m","input":"hi","tenant":"team {a}"}`, "tenant"},
 		{"invalid utf8", "{\"model\":\"m\",\"input\":\"\xff\"}", "payload"},
 	}
 	for _, tc := range cases {

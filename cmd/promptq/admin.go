@@ -118,9 +118,16 @@ func printStatus(w io.Writer, rep *statusReport) {
 			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
 			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
 			fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)
+			if s.RampFraction < 1 {
+				fmt.Fprintf(w, "  slow_down ramp: admitting %.0f%% of the limits, growing back to 100%%\n", 100*s.RampFraction)
+			}
 			d := s.Daily
 			fmt.Fprintf(w, "  today (%s): %d requests of %s, %d tokens of %s, pauses at %.0f%%, resets %s\n", d.Date,
 				d.Requests, limitStr(d.RequestLimit), d.Tokens, limitStr(d.TokenLimit), 100*d.Threshold, d.ResetAt.Format(time.RFC3339))
+			if len(s.Tenants) > 0 {
+				fmt.Fprintln(w, "  tenants:")
+				printTenants(w, "    ", s.Tenants)
+			}
 			if s.EstimateSamples > 0 {
 				fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
 			}

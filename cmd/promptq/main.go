@@ -54,6 +54,7 @@ func commands() []command {
 		{"status", "Show queue counts, pause state and quota headroom.", runStatus},
 		{"results", "Export finished tasks (completed and archived) as JSONL.", runResults},
 		{"pause", "Pause an account (or all): no worker starts a new request until resume or --for/--until.", runPause},
+		{"tenant", "Set, list or delete per-tenant budgets (rpm, tpm, requests/day) inside an account.", runTenant},
 		{"resume", "Resume a paused account (default: every paused account).", runResume},
 		{"fake-openai", "Run an OpenAI-compatible fake provider with rate limits, for development and tests.", runFake},
 		{"demo", "Run everything in one process on an embedded Redis and a fake provider.", runDemo},

@@ -43,6 +43,9 @@ type workerFlags struct {
 	adaptiveInitial int
 	adaptiveMax     int
 	reservationTTL  time.Duration
+	slowdownCut     float64
+	slowdownGrowth  float64
+	slowdownEvery   time.Duration
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -66,6 +69,9 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
 	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
 	f.Duration(&w.reservationTTL, "reservation-ttl", "RESERVATION_TTL", quota.ReservationTTLDefault, "how long a reservation of a worker that died mid-request stays counted in flight (at least --request-timeout)")
+	f.Float(&w.slowdownCut, "slowdown-cut", "SLOWDOWN_CUT", quota.RampCutDefault, "after a 503 slow_down, the account's admitted rate becomes this fraction of the current one (0 < x < 1)")
+	f.Float(&w.slowdownGrowth, "slowdown-growth", "SLOWDOWN_GROWTH", quota.RampGrowthDefault, "after a slow_down cut, the admitted rate grows by at most this fraction per --slowdown-interval until back at the full limit (0 < x <= 10)")
+	f.Duration(&w.slowdownEvery, "slowdown-interval", "SLOWDOWN_INTERVAL", quota.RampIntervalDefault, "period of --slowdown-growth (1s to 24h)")
 	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
 	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
@@ -95,6 +101,12 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--reservation-ttl / RESERVATION_TTL must be between --request-timeout (%v) and 24h, got %v", w.requestTimeout, w.reservationTTL)
 	case w.quotaLogEvery < 0 || w.quotaLogEvery > 1_000_000:
 		return fmt.Errorf("--quota-log-interval / QUOTA_LOG_INTERVAL must be between 0 and 1000000, got %d", w.quotaLogEvery)
+	case !(w.slowdownCut > 0 && w.slowdownCut < 1):
+		return fmt.Errorf("--slowdown-cut / SLOWDOWN_CUT must be > 0 and < 1, got %v", w.slowdownCut)
+	case !(w.slowdownGrowth > 0 && w.slowdownGrowth <= 10):
+		return fmt.Errorf("--slowdown-growth / SLOWDOWN_GROWTH must be > 0 and <= 10, got %v", w.slowdownGrowth)
+	case w.slowdownEvery < time.Second || w.slowdownEvery > 24*time.Hour:
+		return fmt.Errorf("--slowdown-interval / SLOWDOWN_INTERVAL must be between 1s and 24h, got %v", w.slowdownEvery)
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
 		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
 	}
@@ -141,6 +153,7 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		Quota: quota.Config{
 			RPM: w.rpm, TPM: w.tpm, DailyRequests: w.dailyRequests, DailyTokens: w.dailyTokens,
 			Threshold: w.threshold, Location: loc, ReservationTTL: w.reservationTTL,
+			RampCut: w.slowdownCut, RampGrowth: w.slowdownGrowth, RampInterval: w.slowdownEvery,
 		},
 		Gate: pausegate.Config{DefaultPause: pause},
 	}, nil

@@ -28,10 +28,11 @@ import (
 
 // limiter is the part of *quota.Limiter the handler uses.
 type limiter interface {
-	Reserve(ctx context.Context, account string, cost quota.Cost, estimatedInput int64) (quota.Decision, error)
+	Reserve(ctx context.Context, account string, cost quota.Cost, estimatedInput int64, opts ...quota.ReserveOption) (quota.Decision, error)
 	Settle(ctx context.Context, r quota.Reservation, info quota.HeaderInfo, usage *quota.Usage) error
 	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
 	RecordThrottle(ctx context.Context, account string) error
+	SlowDown(ctx context.Context, account string) error
 	Snapshot(ctx context.Context, account string) (quota.Snapshot, error)
 }
 
@@ -208,7 +209,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 
 	var res quota.Reservation
 	if h.cfg.QuotaControl {
-		r, waited, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn)
+		r, waited, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn, p.Tenant)
 		if werr != nil {
 			return werr
 		}
@@ -284,6 +285,14 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			log.Error().Err(err).Msg("record 429")
 		}
 	}
+	if h.cfg.QuotaControl && strings.EqualFold(c.Code, backoff.CodeSlowDown) {
+		// The provider asks for a lower rate, then a slow ramp back up.
+		if err := h.lim.SlowDown(ctx, h.cfg.Account); err != nil {
+			log.Error().Err(err).Msg("record slow_down")
+		} else {
+			log.Warn().Msg("slow_down: admitted rate cut, ramping back up")
+		}
+	}
 	if h.cfg.QuotaControl {
 		if until, ok := h.pauseFor(c, now); ok {
 			rec, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: until, Reason: c.Message, Kind: string(c.Kind)})
@@ -336,14 +345,15 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 // admit waits for the gate and for quota headroom. It returns a reservation
 // and whether getting it took any wait (a scheduled turn or a retry), or an
 // error to hand back to asynq (a *backoff.Wait when the task should come
-// back later without counting as a failure).
-func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64) (quota.Reservation, bool, error) {
+// back later without counting as a failure). tenant ("" = none) is the
+// task's producer, held to its budget if it has one.
+func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenant string) (quota.Reservation, bool, error) {
 	waited := false
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
 			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
 		}
-		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn)
+		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn, quota.WithTenant(tenant))
 		switch {
 		case errors.Is(err, quota.ErrCostExceedsLimit):
 			return quota.Reservation{}, waited, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,

@@ -14,12 +14,20 @@
 --   ts      ms epoch of the last refill (never moves backwards)
 --   hat     send time (ms) of the newest response whose remaining-* headers
 --           were used; see settle.lua for how it orders responses
+--   ramp_f, ramp_ts, ramp_g, ramp_iv
+--           slow_down ramp (lua/slowdown.lua; all absent = none): at ramp_ts
+--           (ms) the account could use the fraction ramp_f of its limits;
+--           the fraction grows by the factor 1+ramp_g every ramp_iv ms
 --
 -- A bucket's limit is the learned limit capped by the configured one. Its rate
 -- is limit/60000 per ms (OpenAI refills continuously over a minute). Its
 -- capacity is the limit when it comes from headers, and limit*burst/60000 when
 -- the configured cap is in force. A bucket without any limit does not
 -- constrain (limit -1).
+--
+-- While a slow_down ramp is in force (fraction f < 1), f times the limit that
+-- would otherwise be in force acts as a configured cap (ramp_shape), on the
+-- request and the token bucket alike, so reserve.lua and settle.lua agree.
 
 -- shape returns limit, capacity, rate per ms, source for one bucket.
 -- learned_cap is the <p>capl field (0 or nil = a full minute).
@@ -54,3 +62,60 @@ local function fmt(x)
   return string.format('%.6f', x)
 end
 
+
+-- ramp_fraction returns the share of its limits the account may use at now
+-- (1 = no ramp): f(now) = min(1, ramp_f * (1+ramp_g)^((now-ramp_ts)/ramp_iv)).
+-- f, ts, g, iv are the ramp_* fields as read from the limits hash (nil = absent).
+local function ramp_fraction(f, ts, g, iv, now)
+  f, ts, g, iv = tonumber(f), tonumber(ts), tonumber(g), tonumber(iv)
+  if not f or not ts or not g or not iv or iv <= 0 then
+    return 1
+  end
+  local dt = now - ts
+  if dt < 0 then
+    dt = 0
+  end
+  local x = f * (1 + g) ^ (dt / iv)
+  if x > 1 then
+    return 1
+  end
+  return x
+end
+
+-- ramp_shape is shape under a ramp fraction f: with f < 1 and a known limit,
+-- f times the limit shape would give becomes the configured cap (capacity
+-- cap*burst/60000, and never above f times a learned capacity, so a
+-- provider that holds less than a minute is not burst into). With f = 1 it
+-- is shape itself.
+local function ramp_shape(learned, cfg, burst_ms, learned_cap, f)
+  if f >= 1 then
+    return shape(learned, cfg, burst_ms, learned_cap)
+  end
+  local base = shape(learned, cfg, burst_ms, learned_cap)
+  if base <= 0 then
+    return shape(learned, cfg, burst_ms, learned_cap)
+  end
+  local lim, cap, rate = shape(learned, base * f, burst_ms, learned_cap)
+  if learned_cap and learned_cap > 0 and cap > learned_cap * f then
+    cap = learned_cap * f
+  end
+  return lim, cap, rate, 'ramp'
+end
+
+-- Tenant budgets. The tenants hash (keys.Tenants) maps a tenant name to its
+-- budget as compact JSON written by Go: {"rpm":N,"tpm":N,"daily_requests":N},
+-- absent fields meaning no budget of that kind. A tenant's own hash
+-- (keys.Tenant) holds, like the limits hash, rlvl, tlvl and ts for its
+-- buckets, plus day (the budget day, YYYY-MM-DD) and dreq (requests that day).
+-- Tenant buckets are shaped like configured caps: capacity budget*burst/60000,
+-- rate budget/60000 per ms.
+
+-- tenant_budget decodes a budget (raw as read by HGET; false/nil = none)
+-- into {rpm, tpm, rpd}, or nil when the tenant has none.
+local function tenant_budget(raw)
+  if not raw then
+    return nil
+  end
+  local b = cjson.decode(raw)
+  return {rpm = tonumber(b.rpm) or 0, tpm = tonumber(b.tpm) or 0, rpd = tonumber(b.daily_requests) or 0}
+end

@@ -1,10 +1,14 @@
 -- reserve.lua: admit one request against an account's pause record, daily
--- budget and rate buckets (see bucket.lua, prepended by Go), in that order.
+-- budget and rate buckets (see bucket.lua, prepended by Go), in that order,
+-- and then against its tenant's budget, if the request names a tenant that
+-- has one.
 --
--- KEYS[1] limits hash    promptq:{acct}:limits
+-- KEYS[1] limits hash    promptq:{acct}:limits (fields: see bucket.lua)
 -- KEYS[2] inflight zset  promptq:{acct}:inflight (member id:requests:tokens:at_ms, score expiry ms)
 -- KEYS[3] day hash       promptq:{acct}:day:<date> (fields req, tok)
 -- KEYS[4] pause hash     promptq:{acct}:pause (read only; field until = ms epoch, 0 = indefinite)
+-- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
+-- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant> (levels; see bucket.lua)
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  request cost
@@ -27,14 +31,22 @@
 -- ARGV[13] schedule ms: a cost that fits within this many ms is admitted now
 --          on schedule (levels go negative, refill pays the debt) and the
 --          caller waits the returned ms before sending; 0 = no scheduling
+-- ARGV[14] tenant name ('' = none: KEYS[5] and KEYS[6] are not touched)
+-- ARGV[15] today's date, YYYY-MM-DD (the tenant's daily request count)
+-- ARGV[16] ms until the next budget day starts
 --
--- Returns {code, n}:
+-- Returns {code, n} (code 1: {1, n, tenant}):
 --   {0, wait_ms}  admitted: buckets and daily counters debited, member added;
 --                 send after wait_ms (0 = now; > 0 only with scheduling)
---   {1, wait_ms}  the cost does not fit yet; it will after wait_ms (ceil)
+--   {1, wait_ms, t} the cost does not fit yet; it will after wait_ms (ceil).
+--                 t = 1 when the tenant's budget is what holds it back, else 0
 --   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
 --   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
 --   {4, which}    the cost exceeds the bucket capacity and can never fit (1 = requests, 2 = tokens)
+--
+-- During a slow_down ramp (bucket.lua) the buckets are shaped by ramp_shape.
+-- A cost that exceeds the ramped capacity but not the full one is admitted
+-- once the bucket is full (the level goes into debt), rather than never.
 
 local now = tonumber(ARGV[1])
 local rc, tc = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -63,27 +75,31 @@ end
 -- stays, since nobody knows whether the provider charged them.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 
-local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'rcapl', 'tcapl')
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'rcapl', 'tcapl',
+  'ramp_f', 'ramp_ts', 'ramp_g', 'ramp_iv')
 local ts = tonumber(h[5]) or now
 local elapsed = now - ts
 if elapsed < 0 then
   elapsed = 0 -- another host's clock ran ahead; wait for ours to catch up
 end
 local burst = tonumber(ARGV[6])
-local rl, rcap, rrate = shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst, tonumber(h[6]))
-local tl, tcap, trate = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst, tonumber(h[7]))
+local ramp = ramp_fraction(h[8], h[9], h[10], h[11], now)
+local rl, rcap, rrate = ramp_shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst, tonumber(h[6]), ramp)
+local tl, tcap, trate = ramp_shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst, tonumber(h[7]), ramp)
+local _, rfull = shape(tonumber(h[1]) or 0, tonumber(ARGV[4]), burst, tonumber(h[6]))
+local _, tfull = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst, tonumber(h[7]))
 
-if rl > 0 and rc > rcap then
+if rl > 0 and rc > rfull then
   return {4, 1}
 end
-if tl > 0 and tc > tcap then
+if tl > 0 and tc > tfull then
   return {4, 2}
 end
 
 local probe = tonumber(ARGV[12])
 if rl <= 0 and tl <= 0 and probe > 0 and redis.call('HEXISTS', KEYS[1], 'seen') == 0 then
   if redis.call('ZCARD', KEYS[2]) >= probe then
-    return {1, 50}
+    return {1, 50, 0}
   end
 end
 
@@ -91,18 +107,61 @@ local wait = 0
 local rlvl, tlvl
 if rl > 0 then
   rlvl = refill(tonumber(h[2]), rcap, rrate, elapsed)
-  if rc > rlvl then
-    wait = math.max(wait, math.ceil((rc - rlvl) / rrate))
+  local need = math.min(rc, rcap)
+  if need > rlvl then
+    wait = math.max(wait, math.ceil((need - rlvl) / rrate))
   end
 end
 if tl > 0 then
   tlvl = refill(tonumber(h[4]), tcap, trate, elapsed)
-  if tc > tlvl then
-    wait = math.max(wait, math.ceil((tc - tlvl) / trate))
+  local need = math.min(tc, tcap)
+  if need > tlvl then
+    wait = math.max(wait, math.ceil((need - tlvl) / trate))
   end
 end
+
+-- 4. the tenant's budget: its buckets may hold the request back too, so one
+-- producer cannot take the whole account. A tenant without a budget shares
+-- the account's headroom freely.
+local tenant = ARGV[14]
+local tb, th, tts, t_rlvl, t_tlvl, t_wait
+if tenant ~= '' then
+  tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
+end
+if tb then
+  th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
+  if tb.rpd > 0 and th[4] == ARGV[15] and (tonumber(th[5]) or 0) + rc > tb.rpd then
+    return {1, tonumber(ARGV[16]), 1}
+  end
+  tts = tonumber(th[3]) or now
+  local tel = math.max(0, now - tts)
+  t_wait = 0
+  if tb.rpm > 0 then
+    local cap, rate = tb.rpm * burst / 60000, tb.rpm / 60000
+    t_rlvl = refill(tonumber(th[1]), cap, rate, tel)
+    local need = math.min(rc, cap)
+    if need > t_rlvl then
+      t_wait = math.max(t_wait, math.ceil((need - t_rlvl) / rate))
+    end
+  end
+  if tb.tpm > 0 then
+    local cap, rate = tb.tpm * burst / 60000, tb.tpm / 60000
+    t_tlvl = refill(tonumber(th[2]), cap, rate, tel)
+    local need = math.min(tc, cap)
+    if need > t_tlvl then
+      t_wait = math.max(t_wait, math.ceil((need - t_tlvl) / rate))
+    end
+  end
+  if t_wait > wait then
+    wait = t_wait
+  end
+end
+
 if wait > tonumber(ARGV[13]) then
-  return {1, wait}
+  if tb and t_wait >= wait then
+    return {1, wait, 1}
+  end
+  return {1, wait, 0}
 end
 
 local fields = {'ts', math.max(ts, now)}
@@ -119,4 +178,26 @@ redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. (
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])
+if tb then
+  local tf = {'ts', math.max(tts, now)}
+  if t_rlvl then
+    table.insert(tf, 'rlvl')
+    table.insert(tf, fmt(t_rlvl - rc))
+  end
+  if t_tlvl then
+    table.insert(tf, 'tlvl')
+    table.insert(tf, fmt(t_tlvl - tc))
+  end
+  if th[4] == ARGV[15] then
+    table.insert(tf, 'dreq')
+    table.insert(tf, (tonumber(th[5]) or 0) + rc)
+  else
+    table.insert(tf, 'day')
+    table.insert(tf, ARGV[15])
+    table.insert(tf, 'dreq')
+    table.insert(tf, rc)
+  end
+  redis.call('HSET', KEYS[6], unpack(tf))
+  redis.call('PEXPIRE', KEYS[6], ARGV[11])
+end
 return {0, wait}

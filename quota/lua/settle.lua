@@ -3,10 +3,12 @@
 -- provider charged, learns limits from the response headers and moves the
 -- levels to the provider's remaining figures.
 --
--- KEYS[1] limits hash    promptq:{acct}:limits
+-- KEYS[1] limits hash    promptq:{acct}:limits (fields: see bucket.lua)
 -- KEYS[2] inflight zset  promptq:{acct}:inflight
 -- KEYS[3] day hash       promptq:{acct}:day:<date of the reservation>
 -- KEYS[4] stats hash     promptq:{acct}:stats (est_n, est_abs, est_rel)
+-- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
+-- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant of the reservation>
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
@@ -34,6 +36,8 @@
 -- ARGV[22] x-ratelimit-reset-tokens in ms (-1 unknown)
 -- ARGV[23] reorder window ms: requests sent less than this apart may reach
 --          the provider in either order (see "Header sync" below)
+-- ARGV[24] tenant of the reservation ('' = none: KEYS[5], KEYS[6] untouched)
+-- ARGV[25] budget day of the reservation, YYYY-MM-DD
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -77,7 +81,10 @@ local removed = redis.call('ZREM', KEYS[2], ARGV[3])
 -- Any settled outcome ends the cold-start probe of reserve.lua.
 redis.call('HSET', KEYS[1], 'seen', 1)
 
-local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat', 'rcapl', 'tcapl')
+local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat', 'rcapl', 'tcapl',
+  'ramp_f', 'ramp_ts', 'ramp_g', 'ramp_iv')
+-- The slow_down ramp fraction shapes the buckets exactly as in reserve.lua.
+local ramp = ramp_fraction(h[9], h[10], h[11], h[12], now)
 local ts = tonumber(h[5]) or now
 local elapsed = now - ts
 if elapsed < 0 then
@@ -136,10 +143,10 @@ if capl_t ~= old_capl_t then
 end
 
 -- Refill to now under the old shape, then clamp to the new capacity.
-local orl, orcap, orrate = shape(learned_r, cfg_r, burst, old_capl_r)
-local otl, otcap, otrate = shape(learned_t, cfg_t, burst, old_capl_t)
-local rl, rcap = shape(new_r, cfg_r, burst, capl_r)
-local tl, tcap = shape(new_t, cfg_t, burst, capl_t)
+local orl, orcap, orrate = ramp_shape(learned_r, cfg_r, burst, old_capl_r, ramp)
+local otl, otcap, otrate = ramp_shape(learned_t, cfg_t, burst, old_capl_t, ramp)
+local rl, rcap = ramp_shape(new_r, cfg_r, burst, capl_r, ramp)
+local tl, tcap = ramp_shape(new_t, cfg_t, burst, capl_t, ramp)
 local rlvl, tlvl
 if orl > 0 then
   rlvl = refill(tonumber(h[2]), orcap, orrate, elapsed)
@@ -169,6 +176,39 @@ if removed == 1 then
       redis.call('HINCRBYFLOAT', KEYS[4], 'est_abs', fmt(math.abs(est - act)))
       redis.call('HINCRBYFLOAT', KEYS[4], 'est_rel', fmt((est - act) / act))
     end
+  end
+end
+
+-- The tenant's buckets, if it (still) has a budget, get the same
+-- reconciliation as the account's: all back on refund, the input estimate's
+-- error on settle. Headers say nothing about a tenant.
+local tenant = ARGV[24]
+if removed == 1 and tenant ~= '' and mode ~= 'unknown' then
+  local tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
+  if tb then
+    local th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
+    local tts = tonumber(th[3]) or now
+    local tel = math.max(0, now - tts)
+    local tf = {'ts', math.max(tts, now)}
+    local back_r, back_t = 0, tc - tonumber(ARGV[7])
+    if mode == 'refund' then
+      back_r, back_t = rc, tc
+      if th[4] == ARGV[25] then
+        table.insert(tf, 'dreq')
+        table.insert(tf, math.max(0, (tonumber(th[5]) or 0) - rc))
+      end
+    end
+    if tb.rpm > 0 and th[1] then
+      local cap = tb.rpm * burst / 60000
+      table.insert(tf, 'rlvl')
+      table.insert(tf, fmt(math.min(cap, refill(tonumber(th[1]), cap, tb.rpm / 60000, tel) + back_r)))
+    end
+    if tb.tpm > 0 and th[2] then
+      local cap = tb.tpm * burst / 60000
+      table.insert(tf, 'tlvl')
+      table.insert(tf, fmt(math.min(cap, refill(tonumber(th[2]), cap, tb.tpm / 60000, tel) + back_t)))
+    end
+    redis.call('HSET', KEYS[6], unpack(tf))
   end
 end
 

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/promptq/promptq/internal/config"
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/quota"
+)
+
+// runTenant is `promptq tenant set|list|delete`: per-tenant budgets inside an
+// account, stored in Redis and read by every worker at each admission.
+func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var (
+		c      common
+		tenant string
+		budget quota.TenantBudget
+		asJSON bool
+	)
+	f := config.New("tenant", "Manage per-tenant budgets inside an account (tasks name their tenant in the \"tenant\" field).\n"+
+		"  promptq tenant set --account A --tenant T [--rpm N] [--tpm N] [--daily-requests N]\n"+
+		"  promptq tenant list --account A [--json]\n"+
+		"  promptq tenant delete --account A --tenant T\n"+
+		"A tenant with a budget is held to it as well as to the account's limits; tenants without one share the account freely.", stdout)
+	c.register(f, true)
+	f.String(&tenant, "tenant", "PROMPTQ_TENANT", "", "tenant name (set, delete): 1-64 characters of A-Z a-z 0-9 _ . -")
+	f.Int64(&budget.RPM, "rpm", "TENANT_RPM", 0, "set: the tenant's requests per minute (0 = no such budget)")
+	f.Int64(&budget.TPM, "tpm", "TENANT_TPM", 0, "set: the tenant's tokens per minute (0 = no such budget)")
+	f.Int64(&budget.DailyRequests, "daily-requests", "TENANT_DAILY_REQUESTS", 0, "set: the tenant's requests per day (0 = no such budget)")
+	f.Bool(&asJSON, "json", "PROMPTQ_JSON", false, "list: print JSON")
+
+	action := ""
+	if len(args) > 0 && (args[0] == "set" || args[0] == "list" || args[0] == "delete") {
+		action, args = args[0], args[1:]
+	}
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case action == "":
+		f.Usage()
+		return errors.New("tenant: name an action: set, list or delete")
+	case len(f.Args()) > 0:
+		return fmt.Errorf("tenant %s: unexpected argument %q", action, f.Args()[0])
+	case c.account == "":
+		return fmt.Errorf("tenant %s: --account / %s is required", action, accountEnv)
+	}
+	if err := keys.ValidateAccount(c.account); err != nil {
+		return fmt.Errorf("--account / %s: %v", accountEnv, err)
+	}
+	if action != "list" {
+		if err := keys.ValidateTenant(tenant); err != nil {
+			return fmt.Errorf("--tenant / PROMPTQ_TENANT: %v", err)
+		}
+	}
+	if action == "set" && (budget.RPM < 0 || budget.TPM < 0 || budget.DailyRequests < 0 || budget == quota.TenantBudget{}) {
+		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, each >= 0")
+	}
+
+	rdb, _, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	lim, err := quota.New(rdb, quota.Config{})
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "set":
+		if err := lim.SetTenantBudget(ctx, c.account, tenant, budget); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "tenant %s/%s: %s\n", c.account, tenant, budgetStr(budget))
+	case "delete":
+		ok, err := lim.DeleteTenant(ctx, c.account, tenant)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintf(stdout, "tenant %s/%s had no budget\n", c.account, tenant)
+			return nil
+		}
+		fmt.Fprintf(stdout, "tenant %s/%s deleted: it now shares the account freely\n", c.account, tenant)
+	case "list":
+		ts, err := lim.Tenants(ctx, c.account)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if ts == nil {
+				ts = []quota.TenantState{}
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(ts)
+		}
+		printTenants(stdout, "", ts)
+	}
+	return nil
+}
+
+// budgetStr renders a budget for humans: "60 rpm, 1000 requests/day".
+func budgetStr(b quota.TenantBudget) string {
+	s := ""
+	add := func(v int64, unit string) {
+		if v > 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += fmt.Sprintf("%d %s", v, unit)
+		}
+	}
+	add(b.RPM, "rpm")
+	add(b.TPM, "tpm")
+	add(b.DailyRequests, "requests/day")
+	return s
+}
+
+// printTenants prints one line per tenant, each line starting with indent.
+func printTenants(w io.Writer, indent string, ts []quota.TenantState) {
+	if len(ts) == 0 {
+		fmt.Fprintln(w, indent+"(no tenant budgets: every tenant shares the account freely)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, indent+"TENANT\tBUDGET\tREQUESTS AVAILABLE\tTOKENS AVAILABLE\tREQUESTS TODAY")
+	for _, t := range ts {
+		req, tok := "-", "-"
+		if t.Budget.RPM > 0 {
+			req = fmt.Sprintf("%.0f", t.Requests)
+		}
+		if t.Budget.TPM > 0 {
+			tok = fmt.Sprintf("%.0f", t.Tokens)
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%d\n", indent, t.Tenant, budgetStr(t.Budget), req, tok, t.DailyRequests)
+	}
+	tw.Flush()
+}

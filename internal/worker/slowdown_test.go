@@ -1,0 +1,86 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/promptq/promptq/internal/fakeopenai"
+	"github.com/promptq/promptq/internal/provider"
+	"github.com/promptq/promptq/internal/testutil"
+	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/quota/backoff"
+)
+
+// setupLimited is setup that also returns the handler's limiter.
+func setupLimited(t *testing.T, fc fakeopenai.Config) (*Handler, *fakeopenai.Server, *quota.Limiter, string) {
+	t.Helper()
+	r := testutil.NewRedis(t)
+	fake := fakeopenai.New(fc)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	lim, err := quota.New(r.Client, quota.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := pausegate.New(r.Client, pausegate.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := testutil.Name(t)
+	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true}, lim, g,
+		provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"}))
+	return h, fake, lim, acct
+}
+
+func TestHandlerSlowDownStartsRamp(t *testing.T) {
+	h, fake, lim, acct := setupLimited(t, fakeopenai.Config{RPM: 600})
+	ctx := context.Background()
+
+	// A first success teaches the limiter the account's limits.
+	if err := h.ProcessTask(ctx, task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := lim.Snapshot(ctx, acct); s.RampFraction != 1 {
+		t.Fatalf("RampFraction before any slow_down = %v, want 1", s.RampFraction)
+	}
+
+	fake.SetMode(fakeopenai.ModeSlowDown, 0)
+	err := h.ProcessTask(ctx, task(`{"model":"m","input":"again","max_output_tokens":32}`))
+	var be *backoff.Error
+	if !errors.As(err, &be) || be.Code != backoff.CodeSlowDown {
+		t.Fatalf("want a slow_down error, got %v", err)
+	}
+	s, err := lim.Snapshot(ctx, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(s.RampFraction-0.5) > 0.01 || s.Requests.Limit != 300 {
+		t.Fatalf("after slow_down: ramp fraction %v, requests limit %d; want 0.5 and 300", s.RampFraction, s.Requests.Limit)
+	}
+}
+
+func TestHandlerTenantBudget(t *testing.T) {
+	h, fake, lim, acct := setupLimited(t, fakeopenai.Config{RPM: 600})
+	ctx := context.Background()
+	if err := lim.SetTenantBudget(ctx, acct, "noisy", quota.TenantBudget{DailyRequests: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessTask(ctx, task(`{"model":"m","input":"one","max_output_tokens":32,"tenant":"noisy"}`)); err != nil {
+		t.Fatal(err)
+	}
+	err := h.ProcessTask(ctx, task(`{"model":"m","input":"two","max_output_tokens":32,"tenant":"noisy"}`))
+	var w *backoff.Wait
+	if !errors.As(err, &w) || backoff.IsFailure(err) {
+		t.Fatalf("over its daily budget the tenant's task = %v, want a wait that is no failure", err)
+	}
+	if err := h.ProcessTask(ctx, task(`{"model":"m","input":"three","max_output_tokens":32,"tenant":"quiet"}`)); err != nil {
+		t.Fatalf("another tenant held back: %v", err)
+	}
+	if n := fake.Stats().Requests; n != 2 {
+		t.Fatalf("provider saw %d requests, want 2", n)
+	}
+}
