@@ -51,20 +51,33 @@
 //
 // # Header sync: the provider's word beats the local model
 //
-// When a response carries x-ratelimit-remaining-*, the level is set to
-// remaining minus the cost of reservations still in flight that were made at
-// or after this one (the provider may not have seen them yet). It is set in
-// both directions: lowering catches spend the limiter cannot see (another
-// client on the same key, estimate error), raising returns capacity the local
-// model wrongly holds back (expired reservations, over-estimates). Two rules
-// keep it safe:
+// When a response carries x-ratelimit-remaining-*, the provider's level at
+// the moment it admitted that request is known, up to what it had not seen
+// yet. Reservations in flight that were *sent* at or after this one were
+// certainly not counted; those sent within ReorderWindow (25ms) before it may
+// or may not have been, because near-simultaneous sends can reach the
+// provider in the opposite order. So remaining gives a range:
 //
-//   - Only a response at least as new as the last one applied (by reservation
-//     time) moves the levels; an older one would overwrite newer facts.
+//	[remaining - after - window, remaining - after]
+//
+// and the level moves into it by the smallest change: lowered to its top when
+// above (spend the limiter cannot see: another client on the key, estimate
+// error), raised to its bottom when below (capacity the local model wrongly
+// holds back: expired reservations, over-estimates), left alone inside it,
+// where the local model, which debits every reservation, knows better. Two
+// more rules keep it safe:
+//
+//   - Ordering: a response sent at least ReorderWindow after the newest one
+//     applied (field hat) moves the level into its range; one within the
+//     window of it may only lower the level; an older one is ignored.
 //   - The time between the provider's measurement and the settle is not
 //     credited as refill. The local level therefore trails the provider's by
 //     about one response latency of refill: a constant margin against 429s
 //     that costs burst headroom, not sustained rate.
+//
+// It also learns each bucket's capacity as the largest remaining + reset ×
+// rate seen (rounded to nearest), so a provider that quantises its
+// per-minute limit per second is not burst into 429s after an idle moment.
 //
 // In the package's simulation (several workers, provider bucket model, ±10%
 // input estimates) this reaches about 99% of the token limit with no 429s;
