@@ -397,6 +397,13 @@ func (l *Limiter) Settle(ctx context.Context, r Reservation, info HeaderInfo, us
 	return l.settle(ctx, "settle", r, info, charged, usage.total(), usage.InputTokens)
 }
 
+// Sync applies the headers of a response that has only begun (a stream
+// that just opened) to the shared buckets at once, keeping r in flight for
+// the Settle or Refund that follows when the stream ends.
+func (l *Limiter) Sync(ctx context.Context, r Reservation, info HeaderInfo) error {
+	return l.settle(ctx, "sync", r, info, 0, 0, 0)
+}
+
 // Refund closes a reservation whose request the provider did not charge
 // (429, a 4xx before processing, connection refused): the debit is given
 // back and the headers, if any, are applied.

@@ -33,6 +33,7 @@ type limiter interface {
 	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
 	RecordThrottle(ctx context.Context, account string) error
 	SlowDown(ctx context.Context, account string) error
+	Sync(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
 	Snapshot(ctx context.Context, account string) (quota.Snapshot, error)
 }
 
@@ -225,7 +226,17 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		req.Messages = append(req.Messages, provider.Message{Role: m.Role, Content: m.Content})
 	}
 	callStart := time.Now()
-	resp, callErr := h.client.Call(ctx, req, nil)
+	var onOpen func(http.Header)
+	if p.Stream && h.cfg.QuotaControl && !h.cfg.IgnoreHeaders && res.ID != "" {
+		// A stream's headers arrive long before its usage: feed them to the
+		// shared buckets at once; the settle at the end closes the reservation.
+		onOpen = func(hdr http.Header) {
+			if err := h.lim.Sync(ctx, res, quota.ParseHeaders(hdr, h.cfg.Clock.Now())); err != nil {
+				h.redisLog.Error().Err(err).Msg("quota sync at stream open")
+			}
+		}
+	}
+	resp, callErr := h.client.Call(ctx, req, onOpen)
 	now := h.cfg.Clock.Now()
 	if callErr == nil {
 		outcome = quota.OutcomeSuccess

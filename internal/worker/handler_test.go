@@ -251,3 +251,39 @@ func TestHandlerPanicIsRecoveredAndRetried(t *testing.T) {
 		t.Fatal("a panic is a real failure that may be retried")
 	}
 }
+
+// A streaming task teaches the shared buckets the limits when its stream
+// opens, before it ends: checked from inside the stream.
+func TestHandlerSyncsHeadersAtStreamOpen(t *testing.T) {
+	f := setup(t, fakeopenai.Config{RPM: 600})
+	var duringStream quota.Snapshot
+	f.h.client = openHook{inner: f.h.client, hook: func() {
+		duringStream, _ = f.h.lim.Snapshot(context.Background(), f.account)
+	}}
+	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if duringStream.Requests.Limit != 600 || duringStream.InFlight != 1 {
+		t.Fatalf("during the stream: limit %d, in flight %d; want 600 learned at open and the reservation kept",
+			duringStream.Requests.Limit, duringStream.InFlight)
+	}
+	if s, _ := f.h.lim.Snapshot(context.Background(), f.account); s.InFlight != 0 {
+		t.Fatalf("after the stream: %d in flight, want 0", s.InFlight)
+	}
+}
+
+// openHook runs hook right after the handler's onOpen callback.
+type openHook struct {
+	inner completer
+	hook  func()
+}
+
+func (o openHook) Call(ctx context.Context, req provider.Request, onOpen func(http.Header)) (*provider.Response, error) {
+	return o.inner.Call(ctx, req, func(h http.Header) {
+		if onOpen != nil {
+			onOpen(h)
+		}
+		o.hook()
+	})
+}

@@ -12,7 +12,9 @@
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
---          debit) or 'refund' (the provider did not charge: give it back)
+--          debit), 'refund' (the provider did not charge: give it back) or
+--          'sync' (a stream just opened: apply its headers, keep the
+--          reservation in flight for the settle that follows)
 -- ARGV[3]  inflight member of the reservation
 -- ARGV[4]  reserved requests
 -- ARGV[5]  reserved tokens
@@ -77,7 +79,10 @@ local now = tonumber(ARGV[1])
 local mode = ARGV[2]
 local rc, tc, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+local removed = 0
+if mode ~= 'sync' then
+  removed = redis.call('ZREM', KEYS[2], ARGV[3])
+end
 -- Any settled outcome ends the cold-start probe of reserve.lua.
 redis.call('HSET', KEYS[1], 'seen', 1)
 
@@ -241,7 +246,9 @@ if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     local _, mr, mt, mat = string.match(m, '^([^:]*):(%d+):(%d+):(%d+)$')
     mat = tonumber(mat)
-    if mat and mat >= at then
+    if m == ARGV[3] then
+      -- this request itself (still in flight in 'sync' mode): counted
+    elseif mat and mat >= at then
       after_r = after_r + tonumber(mr)
       after_t = after_t + tonumber(mt)
     elseif mat and mat >= at - win then
