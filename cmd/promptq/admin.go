@@ -40,13 +40,11 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	rdb, aopt, err := c.connect(ctx)
+	rdb, insp, done, err := c.inspect(ctx)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	insp := asynq.NewInspector(aopt)
-	defer insp.Close()
+	defer done()
 	if window <= 0 || assumed < 0 {
 		return errors.New("--rate-window / PROMPTQ_RATE_WINDOW must be positive and --assumed-rate / PROMPTQ_ASSUMED_RATE >= 0")
 	}
@@ -162,12 +160,11 @@ func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	_, aopt, err := c.connect(ctx)
+	_, insp, done, err := c.inspect(ctx)
 	if err != nil {
 		return err
 	}
-	insp := asynq.NewInspector(aopt)
-	defer insp.Close()
+	defer done()
 	w := stdout
 	if out != "" {
 		fh, err := os.Create(out)
@@ -244,13 +241,11 @@ func runPause(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		}
 		end = t
 	}
-	rdb, aopt, err := c.connect(ctx)
+	rdb, insp, done, err := c.inspect(ctx)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	insp := asynq.NewInspector(aopt)
-	defer insp.Close()
+	defer done()
 	accts, err := accountsFor(ctx, rdb, c.account)
 	if err != nil {
 		return err
@@ -284,13 +279,11 @@ func runResume(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	rdb, aopt, err := c.connect(ctx)
+	rdb, insp, done, err := c.inspect(ctx)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	insp := asynq.NewInspector(aopt)
-	defer insp.Close()
+	defer done()
 	gate, err := pausegate.New(rdb, pausegate.Config{Queues: insp, SetBy: "admin"})
 	if err != nil {
 		return err

@@ -98,6 +98,17 @@ func (c *common) connect(ctx context.Context) (redis.UniversalClient, asynq.Redi
 	return rdb, aopt, nil
 }
 
+// inspect connects like connect and also opens asynq's inspector; done
+// closes both.
+func (c *common) inspect(ctx context.Context) (redis.UniversalClient, *asynq.Inspector, func(), error) {
+	rdb, aopt, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	insp := asynq.NewInspector(aopt)
+	return rdb, insp, func() { _ = insp.Close(); _ = rdb.Close() }, nil
+}
+
 // defaultAccount is a short hash of base URL and API key; never the key itself.
 func defaultAccount(baseURL, apiKey string) string {
 	sum := sha256.Sum256([]byte(baseURL + "\x00" + apiKey))
