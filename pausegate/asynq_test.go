@@ -31,8 +31,8 @@ func newAsynqQueue(t testing.TB, r *testutil.Redis, queue string) *asynq.Inspect
 	}
 	insp := asynq.NewInspector(opt)
 	t.Cleanup(func() {
-		_ = insp.DeleteQueue(queue, true)
 		_ = insp.Close()
+		testutil.DeleteAsynqQueue(t, r.Client, queue)
 	})
 	return insp
 }

@@ -78,7 +78,7 @@ func setup(t *testing.T, mutate func(*Config)) *env {
 	t.Cleanup(func() {
 		e.ts.Close()
 		ctx := context.Background()
-		_ = srv.insp.DeleteQueue(e.queue, true)
+		testutil.DeleteAsynqQueue(t, r.Client, e.queue)
 		r.Client.Del(ctx, keys.Pause(e.account), keys.Queues(e.account), keys.Stats(e.account), keys.Limits(e.account))
 		_ = srv.Close()
 	})

@@ -23,7 +23,7 @@ func TestThroughputFromCompletedTasks(t *testing.T) {
 	defer client.Close()
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
-	t.Cleanup(func() { _ = insp.DeleteQueue(q, true) })
+	t.Cleanup(func() { testutil.DeleteAsynqQueue(t, r.Client, q) })
 
 	const done = 8
 	for range done {

@@ -75,3 +75,16 @@ func Name(t testing.TB) string {
 	_, _ = rand.Read(b)
 	return strings.Trim(n, "-.") + "-" + hex.EncodeToString(b)
 }
+
+// DeleteAsynqQueue removes every key of an asynq queue a test created
+// (asynq's own DeleteQueue leaves completed tasks behind) and its entry in
+// asynq's queue list. It touches nothing else.
+func DeleteAsynqQueue(t testing.TB, c *redis.Client, queue string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, "asynq:{"+queue+"}:*", 500).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
+	c.SRem(ctx, "asynq:queues", queue)
+}
