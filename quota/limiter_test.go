@@ -38,7 +38,9 @@ func setupLimiter(t *testing.T, cfg Config) *limEnv {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &limEnv{t: t, ctx: context.Background(), l: l, clk: clk, rdb: rdb, acct: testutil.Name(t), cfg: cfg}
+	acct := testutil.Name(t)
+	testutil.CleanupAccount(t, rdb.Client, acct)
+	return &limEnv{t: t, ctx: context.Background(), l: l, clk: clk, rdb: rdb, acct: acct, cfg: cfg}
 }
 
 // with returns another limiter (another "worker") on the same Redis, clock and account.

@@ -88,3 +88,16 @@ func DeleteAsynqQueue(t testing.TB, c *redis.Client, queue string) {
 	}
 	c.SRem(ctx, "asynq:queues", queue)
 }
+
+// CleanupAccount registers the removal of every promptq key of an account
+// (all share the prefix promptq:{acct}:) when t ends.
+func CleanupAccount(t testing.TB, c *redis.Client, account string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, "promptq:{"+account+"}:*", 500).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		c.SRem(ctx, "promptq:accounts", account)
+	})
+}

@@ -45,6 +45,7 @@ func setup(t *testing.T, fc fakeopenai.Config) *fixture {
 		t.Fatal(err)
 	}
 	acct := testutil.Name(t)
+	testutil.CleanupAccount(t, r.Client, acct)
 	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true}, lim, g,
 		provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"}))
 	return &fixture{h: h, fake: fake, gate: g, account: acct}
