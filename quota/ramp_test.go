@@ -131,7 +131,11 @@ func TestSlowDownRamp(t *testing.T) {
 		approx(t, "RampFraction before", e.snap().RampFraction, cur)
 		e.slowDown()
 		approx(t, "RampFraction after the second cut", e.snap().RampFraction, cur/2)
+		// More slow_downs within the cooldown belong to the same incident.
+		e.slowDown()
+		approx(t, "RampFraction within the cooldown", e.snap().RampFraction, cur/2)
 		for range 10 {
+			e.clk.Advance(SlowDownCooldown)
 			e.slowDown()
 		}
 		approx(t, "RampFraction floor", e.snap().RampFraction, RampMinFraction)

@@ -39,7 +39,7 @@ func (e *limEnv) tenant(name string) TenantState {
 func TestTenantBudget(t *testing.T) {
 	t.Run("a capped tenant gets its share, the other is not slowed", func(t *testing.T) {
 		// Account 1200 RPM with Burst 1s (20 requests); tenant "noisy" 60 RPM
-		// (1 request of burst), tenant "quiet" without a budget.
+		// (TenantBurst = 5s: 5 requests of burst), tenant "quiet" without a budget.
 		e := setupLimiter(t, Config{RPM: 1200, Burst: time.Second})
 		e.setTenant("noisy", TenantBudget{RPM: 60})
 		noisy, quiet := 0, 0
@@ -54,8 +54,8 @@ func TestTenantBudget(t *testing.T) {
 			}
 			e.clk.Advance(100 * time.Millisecond)
 		}
-		if noisy != 60 {
-			t.Fatalf("noisy tenant admitted %d in a minute, want its 60 RPM", noisy)
+		if noisy != 64 { // 5 of burst + 59 refilled over 59.9 s
+			t.Fatalf("noisy tenant admitted %d in a minute, want its 60 RPM (64 with the 5 s burst)", noisy)
 		}
 		if quiet != 600 {
 			t.Fatalf("quiet tenant admitted %d, want one every 100ms (600)", quiet)
@@ -92,8 +92,8 @@ func TestTenantBudget(t *testing.T) {
 		for e.reserveFor("t").OK {
 			n++
 		}
-		if n != 60 {
-			t.Fatalf("admitted %d from a full 60 RPM bucket, want 60", n)
+		if n != 5 {
+			t.Fatalf("admitted %d from a full 60 RPM bucket, want its 5 s of burst (5)", n)
 		}
 		e.setTenant("t", TenantBudget{RPM: 6000}) // 100 a second from now on
 		e.clk.Advance(100 * time.Millisecond)
@@ -110,8 +110,8 @@ func TestTenantBudget(t *testing.T) {
 		for e.reserveFor("t").OK {
 			n++
 		}
-		if n != 5 {
-			t.Fatalf("admitted %d under a 75-a-day budget after 70, want 5", n)
+		if n != 60 {
+			t.Fatalf("admitted %d under a 75-a-day budget after 15, want 60", n)
 		}
 		d := e.reserveFor("t")
 		if d.OK || !d.TenantLimited || d.Wait != 12*time.Hour-1100*time.Millisecond {
@@ -136,8 +136,10 @@ func TestTenantBudget(t *testing.T) {
 			t.Fatalf("Reserve = %+v, %v", d, err)
 		}
 		s := e.tenant("t")
-		approx(t, "requests after reserve", s.Requests, 59)
-		approx(t, "tokens after reserve", s.Tokens, 600)
+		// Buckets hold TenantBurst (5 s) of the budget: 5 requests, 83.3 tokens;
+		// a cost above capacity is admitted from a full bucket into debt.
+		approx(t, "requests after reserve", s.Requests, 4)
+		approx(t, "tokens after reserve", s.Tokens, 1000.0/12-400)
 		if s.DailyRequests != 1 {
 			t.Fatalf("daily requests = %d, want 1", s.DailyRequests)
 		}
@@ -145,17 +147,20 @@ func TestTenantBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		s = e.tenant("t")
-		approx(t, "requests after refund", s.Requests, 60)
-		approx(t, "tokens after refund", s.Tokens, 1000)
+		approx(t, "requests after refund", s.Requests, 5)
+		approx(t, "tokens after refund", s.Tokens, 1000.0/12)
 		if s.DailyRequests != 0 {
 			t.Fatalf("daily requests after refund = %d, want 0", s.DailyRequests)
 		}
 		// Settle with usage corrects the estimate's error like the account's.
 		d, _ = e.l.Reserve(e.ctx, e.acct, Cost{Requests: 1, Tokens: 400}, 300, WithTenant("t"))
+		if !d.OK {
+			t.Fatalf("second reserve = %+v", d)
+		}
 		if err := e.l.Settle(e.ctx, d.Reservation, Unknown, &Usage{InputTokens: 200, OutputTokens: 10}); err != nil {
 			t.Fatal(err)
 		}
-		approx(t, "tokens after settle", e.tenant("t").Tokens, 700) // charged 200 input + 100 reserved output
+		approx(t, "tokens after settle", e.tenant("t").Tokens, 1000.0/12-300) // charged 200 input + 100 reserved output
 	})
 
 	t.Run("validation", func(t *testing.T) {

@@ -25,6 +25,10 @@ func TestParseScenarios(t *testing.T) {
 		{spec: "rpm-bxs-k3", wantErr: true},
 		{spec: "foo-k3", wantErr: true},
 		{spec: "rpm-b1s", wantErr: true},
+		{spec: "adaptive-k3,slowdown-k1,tenants-k8", want: []string{"adaptive-k3", "slowdown-k1", "tenants-k8"}},
+		{spec: "adaptive-k0", wantErr: true},
+		{spec: "adaptive-b1s-k3", wantErr: true},
+		{spec: "tenants", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -48,8 +52,30 @@ func TestParseScenarios(t *testing.T) {
 		})
 	}
 	full, err := ParseScenarios("full", nil)
-	if err != nil || len(full) != 2*2*3+3+1 {
-		t.Fatalf("full: %d scenarios, err %v; want 16", len(full), err)
+	if err != nil || len(full) != 2*2*3+3+1+3 {
+		t.Fatalf("full: %d scenarios, err %v; want 19", len(full), err)
+	}
+	var tail []string
+	for _, s := range full[len(full)-4:] {
+		tail = append(tail, s.Name)
+	}
+	if got := strings.Join(tail, ","); got != "outage-k3,adaptive-k3,slowdown-k3,tenants-k3" {
+		t.Fatalf("full ends with %s", got)
+	}
+	quick, _ := ParseScenarios("quick", nil)
+	for _, s := range quick {
+		if s.Kind != "" {
+			t.Errorf("quick includes feature scenario %s", s.Name)
+		}
+	}
+	feat, _ := ParseScenarios("adaptive-k3,slowdown-k2,tenants-k8", nil)
+	for i, want := range []string{KindAdaptive, KindSlowDown, KindTenants} {
+		if f := feat[i]; f.Kind != want || f.Bound != BoundRPM || f.Burst != time.Second || f.Outage != 0 {
+			t.Errorf("%s: parsed %+v, want kind %s, RPM-bound, burst 1s, no outage", f.Name, f, want)
+		}
+	}
+	if feat[1].Workers != 2 || feat[2].Workers != 8 {
+		t.Errorf("workers %d, %d; want 2, 8", feat[1].Workers, feat[2].Workers)
 	}
 	s, _ := ParseScenarios("tpm-b60s-k8,outage-k3", nil)
 	if s[0].Bound != BoundTPM || s[0].Burst != time.Minute || s[0].Workers != 8 || s[1].Outage == 0 || s[1].Bound != BoundRPM {
@@ -70,6 +96,10 @@ func TestLimitsFor(t *testing.T) {
 		{"rpm-b60s-k8", 1200, 0, 1400, 20},
 		{"tpm-b1s-k3", 4800, 1200 * TaskCost(), 220, 20},
 		{"cost-k3", 0, 0, CostTasksDefault, 0},
+		{"adaptive-k3", 1200, 0, 220, 20},
+		{"tenants-k3", 1200, 0, 220, 20},
+		// Twice the time at the limit, for the cut and the ramp back.
+		{"slowdown-k3", 1200, 0, 420, 20},
 	}
 	for _, tt := range tests {
 		s, err := ParseScenarios(tt.name, nil)

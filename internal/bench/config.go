@@ -152,11 +152,18 @@ type Scenario struct {
 	// Outage > 0 injects an insufficient_quota outage this long once 30% of
 	// the tasks have been answered.
 	Outage time.Duration `json:"outage_ns,omitempty"`
+	// Kind is "" for the plain promptq-versus-naive comparison, or one of
+	// KindAdaptive, KindSlowDown, KindTenants (see scenarios.go).
+	Kind string `json:"kind,omitempty"`
 }
 
 // ParseScenarios expands "quick", "full" or a comma-separated list of names:
 // "rpm-b1s-k3", "tpm-b60s-k8" (bound, burst, workers), "cost-k3" (unlimited
-// provider) and "outage-k3" (RPM-bound, burst 1s, with an outage).
+// provider), "outage-k3" (RPM-bound, burst 1s, with an outage), and the
+// RPM-bound, burst-1s feature scenarios "adaptive-k3" (adaptive concurrency
+// versus plain promptq versus naive), "slowdown-k3" (a 503 slow_down
+// injection and the ramp back) and "tenants-k3" (a capped tenant next to an
+// uncapped one). "full" has all of them; "quick" none of the feature ones.
 func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 	if len(workers) == 0 {
 		workers = WorkersDefault
@@ -180,7 +187,9 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 		for _, k := range workers {
 			names = append(names, fmt.Sprintf("cost-k%d", k))
 		}
-		names = append(names, fmt.Sprintf("outage-k%d", workers[len(workers)/2]))
+		mid := workers[len(workers)/2]
+		names = append(names, fmt.Sprintf("outage-k%d", mid),
+			fmt.Sprintf("adaptive-k%d", mid), fmt.Sprintf("slowdown-k%d", mid), fmt.Sprintf("tenants-k%d", mid))
 	default:
 		names = strings.Split(spec, ",")
 	}
@@ -196,7 +205,7 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 }
 
 func parseScenario(name string) (Scenario, error) {
-	bad := fmt.Errorf("bench: scenario %q: want quick, full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3", name)
+	bad := fmt.Errorf("bench: scenario %q: want quick, full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3", name)
 	parts := strings.Split(name, "-")
 	k, err := strconv.Atoi(strings.TrimPrefix(parts[len(parts)-1], "k"))
 	if err != nil || !strings.HasPrefix(parts[len(parts)-1], "k") || k < 1 || k > 64 {
@@ -208,6 +217,8 @@ func parseScenario(name string) (Scenario, error) {
 		s.Bound = BoundNone
 	case len(parts) == 2 && parts[0] == "outage":
 		s.Bound, s.Outage = BoundRPM, OutageDefault
+	case len(parts) == 2 && (parts[0] == KindAdaptive || parts[0] == KindSlowDown || parts[0] == KindTenants):
+		s.Bound, s.Kind = BoundRPM, parts[0]
 	case len(parts) == 3 && (parts[0] == "rpm" || parts[0] == "tpm") && strings.HasPrefix(parts[1], "b"):
 		s.Bound = Bound(parts[0])
 		if s.Burst, err = time.ParseDuration(parts[1][1:]); err != nil || s.Burst <= 0 {
@@ -268,7 +279,11 @@ func (c Config) limitsFor(s Scenario) limits {
 		l.tasks = CostTasksDefault
 	default:
 		burstTasks := math.Max(1, l.rate*l.burst.Seconds())
-		l.tasks = int(math.Ceil(burstTasks + l.rate*c.Duration.Seconds()))
+		d := c.Duration.Seconds()
+		if s.Kind == KindSlowDown {
+			d *= 2 // room for the cut and the ramp back after the injection
+		}
+		l.tasks = int(math.Ceil(burstTasks + l.rate*d))
 	}
 	return l
 }

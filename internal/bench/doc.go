@@ -5,6 +5,11 @@
 // once with --quota-control=false (the naive baseline: asynq + openai-go
 // alone), and the report puts the two side by side.
 //
+// Feature scenarios (scenarios.go) change the sides: adaptive-kN adds a
+// third run (promptq with --adaptive-concurrency, plain promptq, naive),
+// slowdown-kN injects a 503 slow_down on both sides and traces the answer
+// rate, tenants-kN compares promptq with and without a tenant budget.
+//
 // Figures come from the fake's own counters (requests, 429s, tokens
 // charged, per-task request counts) and from Redis INFO commandstats, so
 // what promptq believes about itself is never part of the measurement.

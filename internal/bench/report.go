@@ -30,12 +30,19 @@ type Report struct {
 // ScenarioResult holds both runs of one scenario and their ratios.
 type ScenarioResult struct {
 	Scenario
-	RPM     int       `json:"rpm"` // 0 = unlimited
-	TPM     int       `json:"tpm"` // 0 = unlimited
-	Tasks   int       `json:"tasks"`
+	RPM   int `json:"rpm"` // 0 = unlimited
+	TPM   int `json:"tpm"` // 0 = unlimited
+	Tasks int `json:"tasks"`
+	// Promptq is the promptq side: with --adaptive-concurrency in the
+	// adaptive scenario, with tenant budgets in the tenants scenario.
 	Promptq RunResult `json:"promptq"`
-	Naive   RunResult `json:"naive"`
-	Ratio   Ratios    `json:"ratio"`
+	// Naive is the baseline: --quota-control=false, except in the tenants
+	// scenario where it is promptq without tenant budgets.
+	Naive RunResult `json:"naive"`
+	// Plain is plain promptq (no --adaptive-concurrency) in the adaptive
+	// scenario; nil elsewhere.
+	Plain *RunResult `json:"plain_promptq,omitempty"`
+	Ratio Ratios     `json:"ratio"`
 	// ExtraCommandsPerTask is the promptq run's Redis commands executed per
 	// task (commandstats, Lua's included) minus the naive run's.
 	ExtraCommandsPerTask float64 `json:"extra_commands_executed_per_task"`
@@ -69,6 +76,7 @@ type RunResult struct {
 	OK            int `json:"ok"`
 	RateLimited   int `json:"rate_limited"`
 	QuotaErrors   int `json:"quota_errors"`
+	SlowDowns     int `json:"slow_downs,omitempty"` // 503 slow_down answers
 	TokensCharged int `json:"tokens_charged"`
 	MaxInFlight   int `json:"max_in_flight"`
 	// Elapsed is from the first request to the admission of the last
@@ -102,7 +110,12 @@ type RunResult struct {
 	DuplicateTasks        int                         `json:"tasks_sent_more_than_once"`
 	DuplicateOK           int                         `json:"duplicate_ok"` // answers beyond one per completed task
 	Outage                *Outage                     `json:"outage,omitempty"`
-	WorkerErrors          string                      `json:"worker_errors,omitempty"`
+	// AdaptiveLimit is the account's cluster-wide adaptive concurrency
+	// limit at the end of a run with --adaptive-concurrency.
+	AdaptiveLimit int            `json:"adaptive_limit,omitempty"`
+	SlowDown      *SlowDownTrace `json:"slow_down,omitempty"`
+	Tenants       *Tenants       `json:"tenants,omitempty"`
+	WorkerErrors  string         `json:"worker_errors,omitempty"`
 }
 
 // SentTotalPerTask is every client command sent per task.
@@ -152,7 +165,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "scenario\tmetric\tpromptq\tnaive\tratio\t")
 	for _, s := range r.Scenarios {
 		p, n := s.Promptq, s.Naive
-		head := fmt.Sprintf("%s (K=%d, %s, rpm=%s tpm=%s, %d tasks)", s.Name, s.Workers, burstText(s), limitText(s.RPM), limitText(s.TPM), s.Tasks)
+		head := fmt.Sprintf("%s (K=%d, %s, rpm=%s tpm=%s, %d tasks%s)", s.Name, s.Workers, burstText(s), limitText(s.RPM), limitText(s.TPM), s.Tasks, sidesText(s))
 		rows := []struct {
 			metric string
 			p, n   string
@@ -215,7 +228,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	for _, s := range r.Scenarios {
-		for _, run := range []RunResult{s.Promptq, s.Naive} {
+		if err := writeDetails(w, s); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.Scenarios {
+		runs := []RunResult{s.Promptq, s.Naive}
+		if s.Plain != nil {
+			runs = append(runs, *s.Plain)
+		}
+		for _, run := range runs {
 			if errs := errorLines(run.WorkerErrors); errs != "" {
 				fmt.Fprintf(w, "%s / %s worker errors (last lines of stderr; the JSON report has warnings too):\n%s\n", s.Name, run.Mode, indent(errs))
 			}
@@ -283,4 +305,160 @@ func percentile(xs []float64, p float64) float64 {
 	sort.Float64s(s)
 	i := int(math.Ceil(p/100*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// sidesText names the two columns of a feature scenario in its heading.
+func sidesText(s ScenarioResult) string {
+	switch s.Kind {
+	case KindAdaptive:
+		return "; promptq = --adaptive-concurrency, plain promptq below"
+	case KindTenants:
+		return "; promptq = A capped, naive = promptq without budgets"
+	case KindSlowDown:
+		return fmt.Sprintf("; 503 slow_down for %s at 30%%, --slowdown-interval %s", SlowDownDefault, SlowDownIntervalDefault)
+	}
+	return ""
+}
+
+// writeDetails writes the extra block of a feature scenario: one column per side.
+func writeDetails(w io.Writer, s ScenarioResult) error {
+	runs := []RunResult{s.Promptq}
+	if s.Plain != nil {
+		runs = append(runs, *s.Plain)
+	}
+	runs = append(runs, s.Naive)
+	var rows [][]string
+	add := func(metric string, f func(r RunResult) string) {
+		row := []string{metric}
+		for _, r := range runs {
+			row = append(row, f(r))
+		}
+		rows = append(rows, row)
+	}
+	switch s.Kind {
+	case KindAdaptive:
+		add("utilisation", func(r RunResult) string { return f3(r.Utilisation) })
+		add("429 rate_limit share", func(r RunResult) string { return pct(r.Throttled) })
+		add("max in flight at provider", func(r RunResult) string { return fmt.Sprint(r.MaxInFlight) })
+		add("final adaptive limit", func(r RunResult) string {
+			if r.Mode != ModeAdaptive {
+				return "-"
+			}
+			return fmt.Sprint(r.AdaptiveLimit)
+		})
+		add("elapsed at limit / wall (s)", func(r RunResult) string { return f2(r.Elapsed) + " / " + f2(r.Wall) })
+		add("handler p50/p99 (ms)", func(r RunResult) string { return f0(r.HandlerP50) + "/" + f0(r.HandlerP99) })
+	case KindSlowDown:
+		add("503 slow_down answers", func(r RunResult) string { return fmt.Sprint(r.SlowDowns) })
+		add("completed / tasks (lost, archived)", func(r RunResult) string {
+			return fmt.Sprintf("%d/%d (%d, %d)", r.Completed, r.Tasks, r.Lost, r.Archived)
+		})
+		add("429 rate_limit share", func(r RunResult) string { return pct(r.Throttled) })
+		add("injected at (s)", func(r RunResult) string {
+			return slowText(r, func(t *SlowDownTrace) string { return f2(t.InjectedAt) })
+		})
+		add("ok/s 5s before", func(r RunResult) string {
+			return slowText(r, func(t *SlowDownTrace) string { return f2(t.RateBefore) })
+		})
+		add("ok/s 5s after start", func(r RunResult) string { return slowText(r, func(t *SlowDownTrace) string { return f2(t.RateAfter) }) })
+		add("ok/s 5s after end", func(r RunResult) string {
+			return slowText(r, func(t *SlowDownTrace) string { return f2(t.RateAfterEnd) })
+		})
+		add("wall (s)", func(r RunResult) string { return f2(r.Wall) })
+	case KindTenants:
+		add("tenants done at A / B (s)", func(r RunResult) string {
+			return tenantText(r, func(t TenantResult) string { return f2(t.Done) })
+		})
+		add("share while both had work A / B", func(r RunResult) string {
+			return tenantText(r, func(t TenantResult) string { return pct(t.ShareWhileBoth) })
+		})
+		add("tasks/s while both had work A / B", func(r RunResult) string {
+			return tenantText(r, func(t TenantResult) string { return f2(t.RateWhileBoth) })
+		})
+		add("both had work until (s)", func(r RunResult) string {
+			if r.Tenants == nil {
+				return "-"
+			}
+			return f2(r.Tenants.BothUntil)
+		})
+		add("B's first answer (s)", func(r RunResult) string {
+			return tenantText(r, func(t TenantResult) string {
+				if t.Name != TenantB {
+					return ""
+				}
+				return f2(t.FirstDone)
+			})
+		})
+		add("budget A / B", func(r RunResult) string {
+			return tenantText(r, func(t TenantResult) string { return budgetText(t.BudgetRPM) })
+		})
+		add("429 rate_limit share", func(r RunResult) string { return pct(r.Throttled) })
+		add("completed / tasks", func(r RunResult) string { return fmt.Sprintf("%d/%d", r.Completed, r.Tasks) })
+	default:
+		return nil
+	}
+	fmt.Fprintf(w, "\n%s, side by side:\n", s.Name)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "  metric"
+	for _, r := range runs {
+		head += "\t" + r.Mode
+	}
+	fmt.Fprintln(tw, head+"\t")
+	for _, row := range rows {
+		fmt.Fprintln(tw, "  "+strings.Join(row, "\t")+"\t")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch s.Kind {
+	case KindSlowDown:
+		for _, r := range runs {
+			if r.SlowDown != nil {
+				fmt.Fprintf(w, "  %s ok per 1s bucket from the injection: %v\n", r.Mode, r.SlowDown.PerSecond)
+			}
+		}
+	case KindTenants:
+		fmt.Fprint(w, tenantNote(s.Promptq))
+	}
+	return nil
+}
+
+func slowText(r RunResult, f func(*SlowDownTrace) string) string {
+	if r.SlowDown == nil {
+		return "-"
+	}
+	return f(r.SlowDown)
+}
+
+func tenantText(r RunResult, f func(TenantResult) string) string {
+	if r.Tenants == nil {
+		return "-"
+	}
+	var parts []string
+	for _, t := range r.Tenants.Tenants {
+		if v := f(t); v != "" {
+			parts = append(parts, v)
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+// tenantNote says what the tenants scenario shows and what it does not.
+func tenantNote(r RunResult) string {
+	note := fmt.Sprintf("  What it shows: A's budget caps A at %.0f%% of the account RPM, so once A's cap binds the rest of\n"+
+		"  the account is left for B. What it does not: weighted fair sharing; B gets no reserved share, only\n"+
+		"  what A may not use; with A's backlog ahead of B in one FIFO queue, B is dequeued only once A's tasks are\n"+
+		"  held back by the cap (returned to the queue) or drained.\n", 100*TenantCapShare)
+	if r.Tenants == nil {
+		return note
+	}
+	for _, t := range r.Tenants.Tenants {
+		if t.Name == TenantA && t.BudgetRPM > 0 && int64(t.Completed) <= t.BudgetRPM {
+			// A tenant bucket holds a minute of its budget (quota.Config.Burst, 60s
+			// by default, which the worker has no flag for).
+			note += fmt.Sprintf("  Here A's %d tasks fit in its budget's burst (a minute of %d rpm), so the cap never bound:\n"+
+				"  A's backlog must outlast about a minute at the account rate before the cap shows.\n", t.Completed, t.BudgetRPM)
+		}
+	}
+	return note
 }

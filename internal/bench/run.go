@@ -83,12 +83,20 @@ func (e *runEnv) scenario(ctx context.Context, s Scenario) (ScenarioResult, erro
 	}
 	s.Burst = l.burst
 	sr := ScenarioResult{Scenario: s, RPM: l.rpm, TPM: l.tpm, Tasks: l.tasks}
+	specs := e.cfg.specsFor(s, l)
 	var err error
-	if sr.Promptq, err = e.run(ctx, s, l, ModePromptq); err != nil {
+	if sr.Promptq, err = e.run(ctx, s, l, specs[0]); err != nil {
 		return sr, err
 	}
-	if sr.Naive, err = e.run(ctx, s, l, ModeNaive); err != nil {
+	if sr.Naive, err = e.run(ctx, s, l, specs[1]); err != nil {
 		return sr, err
+	}
+	if len(specs) > 2 {
+		plain, err := e.run(ctx, s, l, specs[2])
+		if err != nil {
+			return sr, err
+		}
+		sr.Plain = &plain
 	}
 	p, n := sr.Promptq, sr.Naive
 	sr.Ratio = Ratios{
@@ -102,9 +110,10 @@ func (e *runEnv) scenario(ctx context.Context, s Scenario) (ScenarioResult, erro
 	return sr, nil
 }
 
-// run is one mode of one scenario: fresh fake, fresh queue and account,
+// run is one side of one scenario: fresh fake, fresh queue and account,
 // N tasks enqueued, K worker processes, wait until every task is finished.
-func (e *runEnv) run(ctx context.Context, s Scenario, l limits, mode string) (RunResult, error) {
+func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (RunResult, error) {
+	mode := spec.label
 	id := s.Name + "-" + mode + "-" + randHex(3)
 	fmt.Fprintf(e.cfg.Progress, "bench: %-16s %-7s %d tasks, %d workers ...\n", s.Name, mode, l.tasks, s.Workers)
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RunTimeout)
@@ -121,8 +130,11 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, mode string) (Ru
 	defer hs.Close()
 	baseURL := "http://" + ln.Addr().String() + "/v1"
 
-	enqueued, err := e.enqueue(ctx, id, l.tasks)
+	enqueued, err := e.enqueue(ctx, spec.payloads(id, l.tasks))
 	if err != nil {
+		return RunResult{}, err
+	}
+	if err := e.setBudgets(ctx, id, spec.budgets); err != nil {
 		return RunResult{}, err
 	}
 	mon, err := startMonitor(ctx, e.rdb.Options())
@@ -135,17 +147,20 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, mode string) (Ru
 		return RunResult{}, err
 	}
 	start := time.Now()
-	ws, err := e.startWorkers(s.Workers, id, baseURL, mode)
+	ws, err := e.startWorkers(s.Workers, id, baseURL, spec.mode, spec.args)
 	if err != nil {
 		_, _ = mon.stop()
 		return RunResult{}, err
 	}
 	defer ws.kill()
 
-	w := &watch{env: e, fake: fake, queue: id, account: id, tasks: l.tasks, start: start, mode: mode}
+	w := &watch{env: e, fake: fake, queue: id, account: id, tasks: l.tasks, start: start, mode: spec.mode}
 	if s.Outage > 0 {
 		w.outage = s.Outage
 		w.out = &Outage{}
+	}
+	if spec.slowDown > 0 {
+		w.slow = &slowWatch{length: spec.slowDown}
 	}
 	werr := w.wait(ctx)
 	after, err := readCommandStats(context.WithoutCancel(ctx), e.rdb)
@@ -161,7 +176,7 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, mode string) (Ru
 	st := fake.Stats()
 
 	r := RunResult{Mode: mode, Tasks: l.tasks, Requests: st.Requests, OK: st.OK, RateLimited: st.RateLimited,
-		QuotaErrors: st.QuotaErrors, TokensCharged: st.TokensCharged, MaxInFlight: st.MaxInFlight,
+		QuotaErrors: st.QuotaErrors, SlowDowns: st.SlowDowns, TokensCharged: st.TokensCharged, MaxInFlight: st.MaxInFlight,
 		Wall: wall.Seconds(), WorkerErrors: stderr, Outage: w.out}
 	if r.Requests > 0 {
 		r.Throttled = float64(r.RateLimited) / float64(r.Requests)
@@ -196,8 +211,20 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, mode string) (Ru
 	}
 	r.PromptqEvalshaPerTask = float64(sent[OwnerPromptq]["evalsha"]+sent[OwnerPromptq]["eval"]) / float64(l.tasks)
 
-	if err := e.collect(context.WithoutCancel(ctx), &r, id, enqueued); err != nil {
+	finished, err := e.collect(context.WithoutCancel(ctx), &r, id, enqueued)
+	if err != nil {
 		return r, err
+	}
+	if w.slow != nil {
+		r.SlowDown = w.slow.trace(w.start)
+	}
+	if spec.tenants {
+		r.Tenants = tenantResults(id, start, finished, spec.budgets)
+	}
+	if spec.adaptive {
+		if r.AdaptiveLimit, err = e.adaptiveLimit(context.WithoutCancel(ctx), id); err != nil {
+			return r, err
+		}
 	}
 	for _, n := range st.ByTask {
 		if n > 1 {
@@ -247,14 +274,14 @@ func (e *runEnv) utilisation(r *RunResult, st fakeopenai.Stats, l limits) {
 	}
 }
 
-// enqueue puts n bench tasks into queue and returns when each was enqueued.
-func (e *runEnv) enqueue(ctx context.Context, queue string, n int) (map[string]time.Time, error) {
+// enqueue puts the bench tasks ps into their queue, in order, and returns
+// when each was enqueued.
+func (e *runEnv) enqueue(ctx context.Context, ps []*tasks.Payload) (map[string]time.Time, error) {
 	c := asynq.NewClient(e.aopt)
 	defer c.Close()
 	enq := &tasks.Enqueuer{Client: c, Opts: tasks.TaskOptions{Retention: time.Hour}}
-	at := make(map[string]time.Time, n)
-	for i := range n {
-		p := Payload(queue, i)
+	at := make(map[string]time.Time, len(ps))
+	for _, p := range ps {
 		if _, err := enq.Enqueue(ctx, p); err != nil {
 			return nil, fmt.Errorf("bench: enqueue: %w", err)
 		}
@@ -264,10 +291,12 @@ func (e *runEnv) enqueue(ctx context.Context, queue string, n int) (map[string]t
 }
 
 // collect counts finished tasks and computes latencies from their results.
-func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueued map[string]time.Time) error {
+// It returns when each completed task finished, by payload ID.
+func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueued map[string]time.Time) (map[string]time.Time, error) {
 	insp := asynq.NewInspector(e.aopt)
 	defer insp.Close()
 	var handler, e2e []float64
+	finished := map[string]time.Time{}
 	err := tasks.ListResults(ctx, insp, queue, func(res tasks.Result) error {
 		switch res.Status {
 		case tasks.StatusCompleted:
@@ -277,6 +306,7 @@ func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueu
 		}
 		if res.StartedAt != nil && res.FinishedAt != nil && res.Status == tasks.StatusCompleted {
 			handler = append(handler, ms(res.FinishedAt.Sub(*res.StartedAt)))
+			finished[res.ID] = *res.FinishedAt
 			if t, ok := enqueued[res.ID]; ok {
 				e2e = append(e2e, ms(res.FinishedAt.Sub(t)))
 			}
@@ -284,12 +314,12 @@ func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueu
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bench: list results: %w", err)
+		return nil, fmt.Errorf("bench: list results: %w", err)
 	}
 	r.Lost = r.Tasks - r.Completed - r.Archived
 	r.HandlerP50, r.HandlerP99 = percentile(handler, 50), percentile(handler, 99)
 	r.E2EP50, r.E2EP99 = percentile(e2e, 50), percentile(e2e, 99)
-	return nil
+	return finished, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -307,7 +337,8 @@ type watch struct {
 	mode           string
 	outage         time.Duration
 	out            *Outage
-	zcards         int64 // ZCARD commands the watch sent, left out of the figures
+	slow           *slowWatch // slow_down injection, or nil
+	zcards         int64      // ZCARD commands the watch sent, left out of the figures
 }
 
 // Phases of an outage scenario.
@@ -342,6 +373,9 @@ func (w *watch) wait(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("run did not finish: %w", ctx.Err())
 		case <-tick.C:
+		}
+		if w.slow != nil {
+			w.slow.observe(w.fake, w.tasks)
 		}
 		if w.out != nil {
 			st := w.fake.Stats()
@@ -411,7 +445,7 @@ type workers struct {
 	stderr []*tailBuffer
 }
 
-func (e *runEnv) startWorkers(k int, id, baseURL, mode string) (*workers, error) {
+func (e *runEnv) startWorkers(k int, id, baseURL, mode string, extra []string) (*workers, error) {
 	ws := &workers{}
 	for i := range k {
 		args := []string{"worker",
@@ -420,6 +454,7 @@ func (e *runEnv) startWorkers(k int, id, baseURL, mode string) (*workers, error)
 			"--quota-control=" + strconv.FormatBool(mode == ModePromptq),
 			"--pause-duration-hours", "0.0167", "--shutdown-timeout", "5s", "--log-format", "json",
 		}
+		args = append(args, extra...)
 		cmd := exec.Command(e.cfg.Binary, args...)
 		cmd.Env = append(os.Environ(), "OPENAI_API_KEY=sk-bench", "LOG_LEVEL=warn")
 		buf := &tailBuffer{max: 4096}

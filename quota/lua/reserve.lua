@@ -34,6 +34,7 @@
 -- ARGV[14] tenant name ('' = none: KEYS[5] and KEYS[6] are not touched)
 -- ARGV[15] today's date, YYYY-MM-DD (the tenant's daily request count)
 -- ARGV[16] ms until the next budget day starts
+-- ARGV[17] tenant burst ms: capacity of a tenant's buckets, as refill time
 --
 -- Returns {code, n} (code 1: {1, n, tenant}):
 --   {0, wait_ms}  admitted: buckets and daily counters debited, member added;
@@ -124,6 +125,7 @@ end
 -- producer cannot take the whole account. A tenant without a budget shares
 -- the account's headroom freely.
 local tenant = ARGV[14]
+local tburst = tonumber(ARGV[17])
 local tb, th, tts, t_rlvl, t_tlvl, t_wait
 if tenant ~= '' then
   tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
@@ -137,18 +139,18 @@ if tb then
   local tel = math.max(0, now - tts)
   t_wait = 0
   if tb.rpm > 0 then
-    local cap, rate = tb.rpm * burst / 60000, tb.rpm / 60000
+    local cap, rate = tb.rpm * tburst / 60000, tb.rpm / 60000
     t_rlvl = refill(tonumber(th[1]), cap, rate, tel)
     local need = math.min(rc, cap)
-    if need > t_rlvl then
+    if need > t_rlvl + 1e-6 then -- levels are stored with 6 decimals
       t_wait = math.max(t_wait, math.ceil((need - t_rlvl) / rate))
     end
   end
   if tb.tpm > 0 then
-    local cap, rate = tb.tpm * burst / 60000, tb.tpm / 60000
+    local cap, rate = tb.tpm * tburst / 60000, tb.tpm / 60000
     t_tlvl = refill(tonumber(th[2]), cap, rate, tel)
     local need = math.min(tc, cap)
-    if need > t_tlvl then
+    if need > t_tlvl + 1e-6 then
       t_wait = math.max(t_wait, math.ceil((need - t_tlvl) / rate))
     end
   end

@@ -40,6 +40,7 @@
 --          the provider in either order (see "Header sync" below)
 -- ARGV[24] tenant of the reservation ('' = none: KEYS[5], KEYS[6] untouched)
 -- ARGV[25] budget day of the reservation, YYYY-MM-DD
+-- ARGV[26] tenant burst ms: capacity of a tenant's buckets, as refill time
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -204,12 +205,12 @@ if removed == 1 and tenant ~= '' and mode ~= 'unknown' then
       end
     end
     if tb.rpm > 0 and th[1] then
-      local cap = tb.rpm * burst / 60000
+      local cap = tb.rpm * tonumber(ARGV[26]) / 60000
       table.insert(tf, 'rlvl')
       table.insert(tf, fmt(math.min(cap, refill(tonumber(th[1]), cap, tb.rpm / 60000, tel) + back_r)))
     end
     if tb.tpm > 0 and th[2] then
-      local cap = tb.tpm * burst / 60000
+      local cap = tb.tpm * tonumber(ARGV[26]) / 60000
       table.insert(tf, 'tlvl')
       table.insert(tf, fmt(math.min(cap, refill(tonumber(th[2]), cap, tb.tpm / 60000, tel) + back_t)))
     end
