@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/promptq/promptq/quota"
 	"io"
 	"math"
 	"sort"
@@ -452,12 +453,12 @@ func tenantNote(r RunResult) string {
 	if r.Tenants == nil {
 		return note
 	}
+	burst := int64(quota.TenantBurst.Seconds())
 	for _, t := range r.Tenants.Tenants {
-		if t.Name == TenantA && t.BudgetRPM > 0 && int64(t.Completed) <= t.BudgetRPM {
-			// A tenant bucket holds a minute of its budget (quota.Config.Burst, 60s
-			// by default, which the worker has no flag for).
-			note += fmt.Sprintf("  Here A's %d tasks fit in its budget's burst (a minute of %d rpm), so the cap never bound:\n"+
-				"  A's backlog must outlast about a minute at the account rate before the cap shows.\n", t.Completed, t.BudgetRPM)
+		if t.Name == TenantA && t.BudgetRPM > 0 && int64(t.Completed) <= t.BudgetRPM*burst/60 {
+			// A tenant bucket holds quota.TenantBurst of its budget.
+			note += fmt.Sprintf("  Here A's %d tasks fit in its budget's burst (%ds of %d rpm), so the cap never bound.\n",
+				t.Completed, burst, t.BudgetRPM)
 		}
 	}
 	return note
