@@ -333,16 +333,30 @@ func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, i
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	last := ""
+	unknown := map[string]bool{}
 	for {
 		done, total := 0, 0
 		if len(ids) > 0 {
 			total = len(ids)
 			for _, id := range ids {
+				found := false
 				for _, q := range queues {
-					if _, err := tasks.GetResult(ctx, insp, q, id); err == nil {
+					_, err := tasks.GetResult(ctx, insp, q, id)
+					if err == nil {
 						done++
+						found = true
 						break
 					}
+					found = found || !(errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound))
+				}
+				if !found {
+					// No queue knows it (a typo, or past retention): waiting
+					// would never end.
+					if !unknown[id] {
+						fmt.Fprintf(w, "results --wait: task %q is not in any queue; not waiting for it\n", id)
+						unknown[id] = true
+					}
+					done++
 				}
 			}
 		} else {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -61,8 +63,15 @@ func (c *common) connect(ctx context.Context) (redis.UniversalClient, asynq.Redi
 		aopt asynq.RedisConnOpt
 		addr string
 	)
+	raw := c.redisURL
 	bad := func(err error) error {
-		return fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
+		// url.Parse errors quote the raw URL (or a piece of it), password
+		// and all: say what is wrong without repeating it.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = errors.New("not a valid URL (check the escaping of the password and the port)")
+		}
+		return fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(raw), err)
 	}
 	if rest, ok := strings.CutPrefix(c.redisURL, "redis-cluster://"); ok {
 		c.redisURL = "redis://" + rest

@@ -189,7 +189,9 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if rerr != nil {
 			if !errors.Is(rerr, io.EOF) {
 				report("enqueue: reading input: %v", rerr)
+				mu.Lock()
 				sum.Failed++
+				mu.Unlock()
 			}
 			break
 		}

@@ -91,8 +91,8 @@ func (w *workerFlags) validate() error {
 		return errors.New("--rpm / PROMPTQ_RPM and --tpm / PROMPTQ_TPM must be >= 0")
 	case w.dailyRequests < 0 || w.dailyTokens < 0:
 		return errors.New("--daily-request-limit / DAILY_REQUEST_LIMIT and --daily-token-limit / DAILY_TOKEN_LIMIT must be >= 0")
-	case w.maxInlineWait < 0 || w.maxInlineWait > time.Minute:
-		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 0s and 1m, got %v", w.maxInlineWait)
+	case w.maxInlineWait < 10*time.Millisecond || w.maxInlineWait > time.Minute:
+		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 10ms and 1m, got %v", w.maxInlineWait)
 	case w.defaultMaxOut < 1 || w.defaultMaxOut > 1_000_000:
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
 	case w.adaptive && (w.adaptiveInitial < 1 || w.adaptiveMax < w.adaptiveInitial || w.adaptiveMax > 100000):
@@ -136,7 +136,9 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 	pause := time.Duration(w.pauseHours * float64(time.Hour))
 	var adaptive *quota.ConcurrencyConfig
 	if w.adaptive {
-		adaptive = &quota.ConcurrencyConfig{Initial: w.adaptiveInitial, Max: w.adaptiveMax}
+		// A permit must outlive the longest request it guards.
+		adaptive = &quota.ConcurrencyConfig{Initial: w.adaptiveInitial, Max: w.adaptiveMax,
+			Lease: max(quota.ConcurrencyLeaseDefault, w.requestTimeout+time.Minute)}
 	}
 	return worker.Config{
 		Adaptive:                 adaptive,

@@ -182,7 +182,12 @@ func (c *Client) responsesStream(ctx context.Context, req Request, opts []option
 		case "response.completed":
 			completed = true
 			fillFromResponse(out, &ev.Response)
-		case "response.failed", "response.incomplete", "error":
+		case "response.incomplete":
+			// Cut by max_output_tokens (or a content filter): a final answer
+			// with partial text and real usage, as the non-streaming call gives.
+			completed = true
+			fillFromResponse(out, &ev.Response)
+		case "response.failed", "error":
 			out.Text = sb.String()
 			return fmt.Errorf("%w: %s event: %s", ErrIncompleteStream, ev.Type, ev.Message)
 		}

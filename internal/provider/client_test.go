@@ -82,3 +82,22 @@ func TestStreamWithoutCompletedEvent(t *testing.T) {
 		t.Fatal("incomplete stream must classify as network")
 	}
 }
+
+// A stream cut short by max_output_tokens ends with response.incomplete: a
+// final answer with partial text and usage, like the non-streaming call.
+func TestStreamIncompleteIsAnAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"partial\",\"sequence_number\":1}\n\n" +
+			"event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"incomplete\",\"model\":\"m\",\"output\":[{\"type\":\"message\",\"id\":\"msg_1\",\"status\":\"incomplete\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"partial\",\"annotations\":[]}]}],\"usage\":{\"input_tokens\":5,\"output_tokens\":16,\"total_tokens\":21,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens_details\":{\"reasoning_tokens\":0}}}}\n\n"))
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"})
+	resp, err := c.Call(context.Background(), Request{Model: "m", Text: "hello", Stream: true, MaxOutputTokens: 16}, nil)
+	if err != nil {
+		t.Fatalf("incomplete (length-capped) stream: %v", err)
+	}
+	if resp.Text != "partial" || resp.Usage == nil || resp.Usage.OutputTokens != 16 {
+		t.Fatalf("response %+v usage %+v", resp, resp.Usage)
+	}
+}

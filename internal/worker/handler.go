@@ -266,8 +266,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		if resp.Usage != nil {
 			r.Usage = tasks.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
 		}
-		if err := h.writeResult(t, r); err != nil {
-			return fmt.Errorf("store result: %w", err)
+		// The provider has answered and been paid: try hard to keep the
+		// answer rather than let asynq send the prompt again.
+		var werr error
+		for try := range 3 {
+			if werr = h.writeResult(t, r); werr == nil {
+				break
+			}
+			if h.sleep(context.WithoutCancel(ctx), time.Duration(try+1)*200*time.Millisecond) == errPauseAnnounced {
+				continue
+			}
+		}
+		if werr != nil {
+			return fmt.Errorf("store result: %w", werr)
 		}
 		log.Debug().Int64("input_tokens", r.Usage.InputTokens).Int64("output_tokens", r.Usage.OutputTokens).Msg("task completed")
 		return nil
@@ -280,6 +291,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		return fmt.Errorf("task interrupted: %w", callErr)
 	}
 	c := backoff.Classify(callErr, now)
+	if c.Kind == backoff.KindRateLimit && info.Tokens.Limit > 0 && estIn+maxOut > info.Tokens.Limit {
+		// OpenAI answers "Request too large" with a 429 too; a request that
+		// needs more tokens than the whole limit can never succeed.
+		c = &backoff.Error{Kind: backoff.KindInvalid, Permanent: true, StatusCode: c.StatusCode, Code: c.Code,
+			Message: fmt.Sprintf("request needs about %d tokens, more than the token limit of %d: %s", estIn+maxOut, info.Tokens.Limit, c.Message), Err: c.Err}
+	}
 	if c.Kind == backoff.KindRateLimit || c.Kind == backoff.KindServer {
 		outcome = quota.OutcomeOverload
 	}
@@ -360,6 +377,7 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 // task's producer, held to its budget if it has one.
 func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenant string) (quota.Reservation, bool, error) {
 	waited := false
+	started := time.Now()
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
 			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
@@ -388,7 +406,11 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenan
 		case d.Wait > h.cfg.MaxInlineWait:
 			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
 		}
-		// Wait out a short deficit here, then ask again.
+		// Wait out a short deficit here, then ask again, but never hold the
+		// task's slot longer than MaxInlineWait in all.
+		if time.Since(started) > h.cfg.MaxInlineWait {
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: "waiting for quota headroom"}
+		}
 		waited = true
 		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {
 			return quota.Reservation{}, waited, err
@@ -453,10 +475,14 @@ var errPauseAnnounced = errors.New("pause announced")
 func (h *Handler) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	var announced <-chan struct{} // nil (never ready) without a gate
+	if h.gate != nil {
+		announced = h.gate.Notify()
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-h.gate.Notify():
+	case <-announced:
 		return errPauseAnnounced
 	case <-t.C:
 		return nil

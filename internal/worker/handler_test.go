@@ -288,3 +288,15 @@ func (o openHook) Call(ctx context.Context, req provider.Request, onOpen func(ht
 		o.hook()
 	})
 }
+
+// OpenAI answers a request larger than the whole token limit with a 429
+// ("Request too large"): it can never succeed, so it is archived, not
+// retried forever as a rate limit.
+func TestHandlerRequestTooLargeIsPermanent(t *testing.T) {
+	f := setup(t, fakeopenai.Config{TPM: 100})
+	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":500}`))
+	var be *backoff.Error
+	if !errors.Is(err, asynq.SkipRetry) || !errors.As(err, &be) || be.Kind != backoff.KindInvalid {
+		t.Fatalf("err = %v, want a permanent invalid failure", err)
+	}
+}
