@@ -211,6 +211,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	var res quota.Reservation
 	if h.cfg.QuotaControl {
 		r, waited, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn, p.Tenant)
+		var be *backoff.Error
+		if errors.Is(werr, asynq.SkipRetry) && errors.As(werr, &be) {
+			// Refused before any call (the cost can never fit): keep why.
+			now := h.cfg.Clock.Now()
+			h.writeResult(t, tasks.Result{ID: p.ID, Error: resultError(be), ErrorKind: string(be.Kind), Attempts: retried + 1,
+				Model: p.Model, Endpoint: p.EndpointName(), Metadata: p.Metadata, StartedAt: &started, FinishedAt: &now})
+		}
 		if werr != nil {
 			return werr
 		}

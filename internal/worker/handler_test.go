@@ -300,3 +300,22 @@ func TestHandlerRequestTooLargeIsPermanent(t *testing.T) {
 		t.Fatalf("err = %v, want a permanent invalid failure", err)
 	}
 }
+
+// A cost above a configured token limit is refused before any call.
+func TestHandlerCostAboveLimitNeverSent(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	r := testutil.NewRedis(t)
+	lim, err := quota.New(r.Client, quota.Config{TPM: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.lim = lim
+	err = f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":500}`))
+	var be *backoff.Error
+	if !errors.Is(err, asynq.SkipRetry) || !errors.As(err, &be) || be.Kind != backoff.KindInvalid {
+		t.Fatalf("err = %v, want a permanent invalid failure", err)
+	}
+	if n := f.fake.Stats().Requests; n != 0 {
+		t.Fatalf("provider saw %d requests, want 0", n)
+	}
+}
