@@ -215,10 +215,15 @@ func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
 	return was, err
 }
 
+// Accounts lists every account that has registered a worker (Register).
+func Accounts(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
+	return rdb.SMembers(ctx, keys.Accounts()).Result()
+}
+
 // ResumeAll resumes every registered account that is paused (by its record
 // or by a paused queue) and returns their names.
 func (g *Gate) ResumeAll(ctx context.Context) ([]string, error) {
-	accounts, err := g.rdb.SMembers(ctx, keys.Accounts()).Result()
+	accounts, err := Accounts(ctx, g.rdb)
 	if err != nil {
 		return nil, fmt.Errorf("pausegate: list accounts: %w", err)
 	}

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -133,9 +132,4 @@ func TestFaultRedisCluster(t *testing.T) {
 		requireAllCompleted(t, s.results(t), ids(lines))
 		stopAll(t, workers)
 	})
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return fmt.Sprint(l)
 }

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
@@ -221,31 +220,6 @@ func deleteKeys(t *testing.T, url, pattern, set, member string) {
 	if err := c.SRem(ctx, set, member).Err(); err != nil {
 		t.Logf("cleanup: %v", err)
 	}
-}
-
-// runHeldTasks moves queue's scheduled and retry tasks to pending now (what
-// asynqmon's "run all" does) and returns how many of each it moved.
-func runHeldTasks(t *testing.T, url, queue string) (scheduled, retry int) {
-	t.Helper()
-	opt, err := asynq.ParseRedisURI(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListScheduledTasks, insp.ListRetryTasks} {
-		infos, _ := list(queue)
-		for _, ti := range infos {
-			t.Logf("held task %s (%s): would run in %v; last error %q", ti.ID, ti.State, time.Until(ti.NextProcessAt).Round(time.Second), ti.LastErr)
-		}
-	}
-	if scheduled, err = insp.RunAllScheduledTasks(queue); err != nil {
-		t.Fatalf("run scheduled tasks of %s: %v", queue, err)
-	}
-	if retry, err = insp.RunAllRetryTasks(queue); err != nil {
-		t.Fatalf("run retry tasks of %s: %v", queue, err)
-	}
-	return scheduled, retry
 }
 
 // workerArgs are the flags of one worker of s, with extra flags appended

@@ -19,6 +19,7 @@ import (
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/logging"
+	"github.com/promptq/promptq/pausegate"
 )
 
 const (
@@ -133,7 +134,7 @@ func accountsFor(ctx context.Context, rdb redis.UniversalClient, account string)
 		}
 		return []string{account}, nil
 	}
-	names, err := rdb.SMembers(ctx, keys.Accounts()).Result()
+	names, err := pausegate.Accounts(ctx, rdb)
 	if err != nil {
 		return nil, err
 	}

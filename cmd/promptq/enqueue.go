@@ -15,6 +15,7 @@ import (
 
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/tasks"
 )
 
@@ -95,7 +96,7 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	consumed := map[string]bool{}
 	if allowed == nil {
 		// Warn about queues no registered worker consumes (tasks would wait there).
-		accts, _ := rdb.SMembers(ctx, keys.Accounts()).Result()
+		accts, _ := pausegate.Accounts(ctx, rdb)
 		for _, a := range accts {
 			qs, _ := rdb.SMembers(ctx, keys.Queues(a)).Result()
 			for _, q := range qs {

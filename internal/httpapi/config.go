@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/promptq/promptq/internal/clock"
-	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/tasks"
 )
 
@@ -76,9 +76,7 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Accounts == nil && c.Redis != nil {
 		rdb := c.Redis
-		c.Accounts = func(ctx context.Context) ([]string, error) {
-			return rdb.SMembers(ctx, keys.Accounts()).Result()
-		}
+		c.Accounts = func(ctx context.Context) ([]string, error) { return pausegate.Accounts(ctx, rdb) }
 	}
 	return c
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/clock"
-	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 )
@@ -48,9 +47,7 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Accounts == nil && c.Redis != nil {
 		rdb := c.Redis
-		c.Accounts = func(ctx context.Context) ([]string, error) {
-			return rdb.SMembers(ctx, keys.Accounts()).Result()
-		}
+		c.Accounts = func(ctx context.Context) ([]string, error) { return pausegate.Accounts(ctx, rdb) }
 	}
 	return c
 }

@@ -280,9 +280,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			if werr = h.writeResult(t, r); werr == nil {
 				break
 			}
-			if h.sleep(context.WithoutCancel(ctx), time.Duration(try+1)*200*time.Millisecond) == errPauseAnnounced {
-				continue
-			}
+			time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 		}
 		if werr != nil {
 			return fmt.Errorf("store result: %w", werr)

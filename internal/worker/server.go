@@ -149,14 +149,6 @@ func queueNames(q map[string]int) []string {
 	return names
 }
 
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // asynqLogger adapts zerolog to asynq.Logger.
 type asynqLogger struct{ l zerolog.Logger }
 

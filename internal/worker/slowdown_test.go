@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
-	"github.com/promptq/promptq/internal/provider"
-	"github.com/promptq/promptq/internal/testutil"
-	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/quota/backoff"
 )
@@ -18,22 +14,8 @@ import (
 // setupLimited is setup that also returns the handler's limiter.
 func setupLimited(t *testing.T, fc fakeopenai.Config) (*Handler, *fakeopenai.Server, *quota.Limiter, string) {
 	t.Helper()
-	r := testutil.NewRedis(t)
-	fake := fakeopenai.New(fc)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	lim, err := quota.New(r.Client, quota.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := pausegate.New(r.Client, pausegate.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct := testutil.Name(t)
-	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true}, lim, g,
-		provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"}))
-	return h, fake, lim, acct
+	f := setup(t, fc)
+	return f.h, f.fake, f.lim, f.account
 }
 
 func TestHandlerSlowDownStartsRamp(t *testing.T) {
