@@ -205,6 +205,10 @@ type Decision struct {
 	// TenantLimited means, when !OK, that the tenant's budget (WithTenant),
 	// not the account's headroom, is what holds the request back for Wait.
 	TenantLimited bool
+	// FairShare means, when !OK, that the request would have taken a
+	// scheduled turn while another tenant with pending work is behind its
+	// weighted share (see FairSlack): ask again after Wait.
+	FairShare bool
 }
 
 // ReserveOption varies one Reserve call.
@@ -214,8 +218,9 @@ type reserveOptions struct{ tenant string }
 
 // WithTenant names the producer inside the account that the request is for.
 // If the tenant has a budget (SetTenantBudget), Reserve holds the request to
-// it as well as to the account's limits; a tenant without a budget, or "",
-// shares the account's headroom freely.
+// it as well as to the account's limits. Whatever their budgets, tenants
+// with pending work share the account's headroom by weight when it is
+// short (see FairSlack); requests without a tenant count as one tenant "".
 func WithTenant(tenant string) ReserveOption {
 	return func(o *reserveOptions) { o.tenant = tenant }
 }
@@ -225,7 +230,14 @@ type TenantBudget struct {
 	RPM           int64 `json:"rpm,omitempty"`            // requests per minute
 	TPM           int64 `json:"tpm,omitempty"`            // tokens per minute
 	DailyRequests int64 `json:"daily_requests,omitempty"` // requests per budget day (Config.Location)
+	// Weight is the tenant's share of the account's headroom against other
+	// tenants with pending work, when the headroom is short (0 = 1; at most
+	// MaxTenantWeight): weights 3 and 1 split it 3:1.
+	Weight int64 `json:"weight,omitempty"`
 }
+
+// MaxTenantWeight is the largest TenantBudget.Weight.
+const MaxTenantWeight = 1000
 
 // ErrCostExceedsLimit is returned by Reserve for a cost that can never fit:
 // more tokens (or requests) than the bucket holds when full.
@@ -339,11 +351,12 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 	}
 	res, err := reserveScript.Run(ctx, l.rdb,
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account),
-			keys.Tenants(account), keys.Tenant(account, o.tenant)},
+			keys.Tenants(account), keys.Tenant(account, o.tenant), keys.FairSeen(account), keys.FairVT(account)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
+		FairActive.Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
@@ -356,7 +369,11 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		r.At = time.UnixMilli(now.UnixMilli() + res[1]) // the send time, as the script recorded it
 		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 1:
-		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: len(res) > 2 && res[2] == 1}, nil
+		reason := int64(0)
+		if len(res) > 2 {
+			reason = res[2]
+		}
+		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: reason == 1, FairShare: reason == 2}, nil
 	case 2:
 		d := Decision{Paused: true}
 		if res[1] > 0 {
@@ -479,6 +496,34 @@ const SlowDownCooldown = 10 * time.Second
 // within seconds instead of after a minute of the account's full rate.
 const TenantBurst = 5 * time.Second
 
+// Weighted fair sharing between the tenants of an account (lua/reserve.lua).
+// Each tenant has a virtual time: the account capacity its admitted requests
+// used (a request costs the larger of its share of the request rate and of
+// the token rate, as ms of that rate) divided by its weight. When the
+// account has headroom now, every request is admitted, so no capacity
+// idles; a request that would take a scheduled turn (Config.Schedule) is
+// refused with Decision.FairShare while its tenant is more than FairSlack
+// ahead of another tenant with pending work, so tenants that keep asking
+// get the short headroom in proportion to their weights, whatever their
+// number of workers or the size of their requests.
+const (
+	// FairActive is how long after its last Reserve a tenant counts as
+	// having pending work. Workers ask again at least every
+	// MaxInlineWait, or when asynq hands a deferred task back.
+	FairActive = 10 * time.Second
+	// FairSlack is how far ahead (in ms of account capacity, divided by
+	// weight) a tenant may run before it yields scheduled turns.
+	FairSlack = 500 * time.Millisecond
+	// FairMaxLag is how far behind the others a tenant that asks but uses
+	// little may fall: the most credit it can bank for a later burst. A
+	// tenant that (re)joins after FairActive starts level with the others.
+	FairMaxLag = 2 * time.Second
+	// FairRetry is the shortest Wait of a FairShare refusal: a tenant that
+	// yields asks again no sooner, so its workers do not all ask the moment
+	// the next unit of headroom is due.
+	FairRetry = 250 * time.Millisecond
+)
+
 // SetTenantBudget sets (or replaces) tenant's budget inside account. It
 // takes effect at the next Reserve on any worker; the tenant's use so far
 // is kept, so lowering a budget holds back a tenant that already used more.
@@ -486,8 +531,11 @@ func (l *Limiter) SetTenantBudget(ctx context.Context, account, tenant string, b
 	if b.RPM < 0 || b.TPM < 0 || b.DailyRequests < 0 {
 		return fmt.Errorf("quota: tenant budget %+v: values must be >= 0 (0 = none)", b)
 	}
+	if b.Weight < 0 || b.Weight > MaxTenantWeight {
+		return fmt.Errorf("quota: tenant weight %d: must be between 0 (= 1) and %d", b.Weight, MaxTenantWeight)
+	}
 	if b == (TenantBudget{}) {
-		return errors.New("quota: tenant budget: set at least one of RPM, TPM, DailyRequests (or delete the tenant)")
+		return errors.New("quota: tenant budget: set at least one of RPM, TPM, DailyRequests, Weight (or delete the tenant)")
 	}
 	raw, err := json.Marshal(b)
 	if err != nil {

@@ -18,3 +18,14 @@ func Tenants(acct string) string { return tag(acct) + "tenants" }
 // Tenant is the hash of one tenant's bucket levels and daily request count
 // inside the account.
 func Tenant(acct, tenant string) string { return tag(acct) + "tenant:" + tenant }
+
+// FairSeen is the sorted set of the account's tenants that asked for
+// headroom (member = tenant name, "" for requests without one; score = ms
+// epoch of the last ask): the tenants with pending work, for weighted fair
+// sharing (quota/lua/reserve.lua).
+func FairSeen(acct string) string { return tag(acct) + "fair:seen" }
+
+// FairVT is the sorted set of the tenants' virtual times (member = tenant
+// name, score = account capacity used so far, in ms, divided by the
+// tenant's weight).
+func FairVT(acct string) string { return tag(acct) + "fair:vt" }

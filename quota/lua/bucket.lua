@@ -103,7 +103,8 @@ local function ramp_shape(learned, cfg, burst_ms, learned_cap, f)
 end
 
 -- Tenant budgets. The tenants hash (keys.Tenants) maps a tenant name to its
--- budget as compact JSON written by Go: {"rpm":N,"tpm":N,"daily_requests":N},
+-- budget as compact JSON written by Go:
+-- {"rpm":N,"tpm":N,"daily_requests":N,"weight":N},
 -- absent fields meaning no budget of that kind. A tenant's own hash
 -- (keys.Tenant) holds, like the limits hash, rlvl, tlvl and ts for its
 -- buckets, plus day (the budget day, YYYY-MM-DD) and dreq (requests that day).
@@ -111,11 +112,20 @@ end
 -- rate budget/60000 per ms.
 
 -- tenant_budget decodes a budget (raw as read by HGET; false/nil = none)
--- into {rpm, tpm, rpd}, or nil when the tenant has none.
+-- into {rpm, tpm, rpd, weight, capped}, or nil when the tenant has none.
+-- weight (default 1) is the tenant's share in weighted fair sharing; capped
+-- says whether any rate or daily budget is set (a budget may be a weight
+-- alone).
 local function tenant_budget(raw)
   if not raw then
     return nil
   end
   local b = cjson.decode(raw)
-  return {rpm = tonumber(b.rpm) or 0, tpm = tonumber(b.tpm) or 0, rpd = tonumber(b.daily_requests) or 0}
+  local t = {rpm = tonumber(b.rpm) or 0, tpm = tonumber(b.tpm) or 0, rpd = tonumber(b.daily_requests) or 0,
+    weight = tonumber(b.weight) or 0}
+  if t.weight <= 0 then
+    t.weight = 1
+  end
+  t.capped = t.rpm > 0 or t.tpm > 0 or t.rpd > 0
+  return t
 end

@@ -1,7 +1,8 @@
 -- reserve.lua: admit one request against an account's pause record, daily
 -- budget and rate buckets (see bucket.lua, prepended by Go), in that order,
 -- and then against its tenant's budget, if the request names a tenant that
--- has one.
+-- has one; last, weighted fair sharing decides whether the request may take
+-- a scheduled turn ahead of other tenants with pending work.
 --
 -- KEYS[1] limits hash    promptq:{acct}:limits (fields: see bucket.lua)
 -- KEYS[2] inflight zset  promptq:{acct}:inflight (member id:requests:tokens:at_ms, score expiry ms)
@@ -9,6 +10,8 @@
 -- KEYS[4] pause hash     promptq:{acct}:pause (read only; field until = ms epoch, 0 = indefinite)
 -- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
 -- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant> (levels; see bucket.lua)
+-- KEYS[7] fair seen zset promptq:{acct}:fair:seen (tenant -> ms of its last ask)
+-- KEYS[8] fair vt zset   promptq:{acct}:fair:vt (tenant -> virtual time)
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  request cost
@@ -35,12 +38,25 @@
 -- ARGV[15] today's date, YYYY-MM-DD (the tenant's daily request count)
 -- ARGV[16] ms until the next budget day starts
 -- ARGV[17] tenant burst ms: capacity of a tenant's buckets, as refill time
+-- ARGV[18] fair active ms: a tenant has pending work for this long after it
+--          last asked
+-- ARGV[19] fair slack ms: how far (in ms of account capacity, divided by
+--          weight) a tenant may run ahead of another with pending work
+--          before it yields its scheduled turns
+-- ARGV[20] fair max lag ms: how far behind the others a tenant may fall
+--          (credit it can bank while it asks little)
+-- ARGV[21] fair retry ms: the shortest wait a fair-share refusal returns, so
+--          the workers of a tenant that yields do not all ask again the
+--          moment the next unit of headroom is due
 --
--- Returns {code, n} (code 1: {1, n, tenant}):
+-- Returns {code, n} (code 1: {1, n, reason}):
 --   {0, wait_ms}  admitted: buckets and daily counters debited, member added;
 --                 send after wait_ms (0 = now; > 0 only with scheduling)
---   {1, wait_ms, t} the cost does not fit yet; it will after wait_ms (ceil).
---                 t = 1 when the tenant's budget is what holds it back, else 0
+--   {1, wait_ms, r} the cost does not fit yet; it will after wait_ms (ceil).
+--                 r = 1 when the tenant's budget is what holds it back,
+--                 2 when fair sharing is (another tenant with pending work
+--                 is behind: ask again after wait_ms, at least fair retry
+--                 ms), else 0
 --   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
 --   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
 --   {4, which}    the cost exceeds the bucket capacity and can never fit (1 = requests, 2 = tokens)
@@ -130,14 +146,14 @@ local tb, th, tts, t_rlvl, t_tlvl, t_wait
 if tenant ~= '' then
   tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
 end
-if tb then
+t_wait = 0
+if tb and tb.capped then
   th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
   if tb.rpd > 0 and th[4] == ARGV[15] and (tonumber(th[5]) or 0) + rc > tb.rpd then
     return {1, tonumber(ARGV[16]), 1}
   end
   tts = tonumber(th[3]) or now
   local tel = math.max(0, now - tts)
-  t_wait = 0
   if tb.rpm > 0 then
     local cap, rate = tb.rpm * tburst / 60000, tb.rpm / 60000
     t_rlvl = refill(tonumber(th[1]), cap, rate, tel)
@@ -159,12 +175,74 @@ if tb then
   end
 end
 
+-- 5. weighted fair sharing between the tenants with pending work (start-time
+-- fair queueing on virtual time). Requests without a tenant count as the
+-- tenant ''. A tenant's virtual time grows, per admitted request, by the
+-- request's cost in ms of the account's capacity (its larger share of the
+-- request and the token rate) divided by the tenant's weight. A tenant has
+-- pending work while it keeps asking (within fair active ms), except when
+-- its own budget is what holds it back. When the account has headroom now
+-- (wait 0) every tenant is admitted, so no capacity idles; when the request
+-- would take a scheduled turn (wait > 0), a tenant more than the slack ahead
+-- of another tenant with pending work yields: it is refused (reason 2) and
+-- asks again later, leaving the turns to those behind it.
+local budget_bound = tb and tb.capped and t_wait > 0 and t_wait >= wait
+local fair_active, fair_slack, fair_lag = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - fair_active)
+local was_active = redis.call('ZSCORE', KEYS[7], tenant)
+if not budget_bound then
+  redis.call('ZADD', KEYS[7], now, tenant)
+  redis.call('PEXPIRE', KEYS[7], ARGV[11])
+end
+local vmin
+for _, o in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
+  if o ~= tenant then
+    local v = tonumber(redis.call('ZSCORE', KEYS[8], o))
+    if v and (not vmin or v < vmin) then
+      vmin = v
+    end
+  end
+end
+local vt = tonumber(redis.call('ZSCORE', KEYS[8], tenant))
+if vmin then
+  -- No credit for idle time: a tenant that (re)joins starts level with the
+  -- others; one that asks but uses little falls at most fair_lag behind.
+  local floor = vmin
+  if was_active then
+    floor = vmin - fair_lag
+  end
+  if not vt or vt < floor then
+    vt = floor
+  end
+end
+vt = vt or 0
+local cost_ms = 0
+if rl > 0 then
+  cost_ms = math.max(cost_ms, rc / rrate)
+end
+if tl > 0 then
+  cost_ms = math.max(cost_ms, tc / trate)
+end
+if cost_ms <= 0 then
+  cost_ms = rc -- no limit known: count requests
+end
+local weight = 1
+if tb then
+  weight = tb.weight
+end
+redis.call('ZADD', KEYS[8], fmt(vt), tenant)
+redis.call('PEXPIRE', KEYS[8], ARGV[11])
+
 if wait > tonumber(ARGV[13]) then
-  if tb and t_wait >= wait then
+  if budget_bound then
     return {1, wait, 1}
   end
   return {1, wait, 0}
 end
+if wait > 0 and vmin and vt - vmin > fair_slack then
+  return {1, math.max(wait, tonumber(ARGV[21])), 2}
+end
+redis.call('ZADD', KEYS[8], fmt(vt + cost_ms / weight), tenant)
 
 local fields = {'ts', math.max(ts, now)}
 if rl > 0 then
@@ -180,7 +258,7 @@ redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. (
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])
-if tb then
+if tb and tb.capped then
   local tf = {'ts', math.max(tts, now)}
   if t_rlvl then
     table.insert(tf, 'rlvl')
