@@ -213,3 +213,42 @@ func TestTenantWeightValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestFairSnapshot(t *testing.T) {
+	e := setupLimiter(t, Config{RPM: 600, Burst: time.Second, Schedule: 2 * time.Second})
+	e.setTenant("B", TenantBudget{Weight: 2})
+	if d := e.reserveFor("B"); !d.OK {
+		t.Fatalf("B's first request: %+v", d)
+	}
+	// A takes the burst (10 requests of 100 ms of capacity each) and
+	// scheduled turns until it is FairSlack ahead of B, which asked.
+	var last Decision
+	for i := 0; i < 30; i++ {
+		if last = e.reserveFor("A"); !last.OK {
+			break
+		}
+	}
+	if last.OK || !last.FairShare || last.Wait < FairRetry {
+		t.Fatalf("A's request while ahead of B = %+v, want a fair-share refusal of at least %v", last, FairRetry)
+	}
+	s, err := e.l.Snapshot(e.ctx, e.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Fair) != 2 || s.Fair[0].Tenant != "A" || s.Fair[1].Tenant != "B" {
+		t.Fatalf("Snapshot.Fair = %+v, want A and B", s.Fair)
+	}
+	a, b := s.Fair[0], s.Fair[1]
+	if !a.Yielding() || a.Weight != 1 || b.Yielding() || b.Lead != 0 || b.Weight != 2 {
+		t.Fatalf("Snapshot.Fair = %+v, want A (weight 1) yielding ahead of B (weight 2, lead 0)", s.Fair)
+	}
+	// Past FairActive without asking, neither has pending work.
+	e.clk.Advance(FairActive + time.Second)
+	if s, err = e.l.Snapshot(e.ctx, e.acct); err != nil || len(s.Fair) != 0 {
+		t.Fatalf("Snapshot.Fair after %v idle = %+v (%v), want none", FairActive, s.Fair, err)
+	}
+	// And A, alone now, is admitted again.
+	if d := e.reserveFor("A"); !d.OK {
+		t.Fatalf("A alone after B left: %+v", d)
+	}
+}

@@ -267,6 +267,9 @@ var tenantSetLua string
 //go:embed lua/tenant_state.lua
 var tenantStateLua string
 
+//go:embed lua/fair_state.lua
+var fairStateLua string
+
 var (
 	reserveScript     = redis.NewScript(bucketLua + reserveLua)
 	settleScript      = redis.NewScript(bucketLua + settleLua)
@@ -275,6 +278,7 @@ var (
 	slowdownScript    = redis.NewScript(bucketLua + slowdownLua)
 	tenantSetScript   = redis.NewScript(tenantSetLua)
 	tenantStateScript = redis.NewScript(tenantStateLua)
+	fairStateScript   = redis.NewScript(fairStateLua)
 )
 
 // Limiter admits requests so that all workers of an account, on any host,

@@ -29,9 +29,27 @@ type Snapshot struct {
 	// bucket limits above already include it.
 	RampFraction float64
 	// Tenants are the account's tenants that have a budget, by name.
-	Tenants   []TenantState
+	Tenants []TenantState
+	// Fair lists the tenants with pending work (they asked for headroom
+	// within FairActive), by name, with their place in weighted fair sharing.
+	Fair      []FairState
 	UpdatedAt time.Time
 }
+
+// FairState is one tenant's place in weighted fair sharing (see FairSlack).
+type FairState struct {
+	Tenant  string    `json:"tenant"` // "" = requests without a tenant
+	Weight  int64     `json:"weight"`
+	LastAsk time.Time `json:"last_ask"`
+	// Lead is how far the tenant is ahead of the tenant with pending work
+	// that is furthest behind, in account capacity divided by weight. Over
+	// FairSlack, the tenant yields its scheduled turns to the others.
+	Lead time.Duration `json:"lead_ns"`
+}
+
+// Yielding reports whether the tenant's requests are refused scheduled
+// turns (Decision.FairShare) for now.
+func (f FairState) Yielding() bool { return f.Lead > FairSlack }
 
 // TenantState is one tenant's budget and use, for `promptq status` and
 // `promptq tenant list`.
@@ -109,6 +127,9 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 	if s.Tenants, err = l.Tenants(ctx, account); err != nil {
 		return Snapshot{}, err
 	}
+	if s.Fair, err = l.fairStates(ctx, account, now, s.Tenants); err != nil {
+		return Snapshot{}, err
+	}
 	s.RampFraction = rampFraction(lim, now.UnixMilli())
 	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed, s.RampFraction)
 	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed, s.RampFraction)
@@ -169,12 +190,43 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 	return out, nil
 }
 
+// fairStates reads the tenants with pending work; ts gives the weights.
+func (l *Limiter) fairStates(ctx context.Context, account string, now time.Time, ts []TenantState) ([]FairState, error) {
+	res, err := fairStateScript.RunRO(ctx, l.rdb, []string{keys.FairSeen(account), keys.FairVT(account)},
+		now.Add(-FairActive).UnixMilli()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("quota: fair share %s: %w", account, err)
+	}
+	weight := map[string]int64{}
+	for _, t := range ts {
+		weight[t.Tenant] = max(1, t.Budget.Weight)
+	}
+	var out []FairState
+	var vts []float64
+	low := math.Inf(1)
+	for i := 0; i+2 < len(res); i += 3 {
+		ask, _ := strconv.ParseFloat(res[i+1], 64)
+		vt, err := strconv.ParseFloat(res[i+2], 64)
+		if err != nil {
+			continue // asked, but its virtual time is gone (expired)
+		}
+		out = append(out, FairState{Tenant: res[i], Weight: max(1, weight[res[i]]), LastAsk: time.UnixMilli(int64(ask))})
+		vts = append(vts, vt)
+		low = min(low, vt)
+	}
+	for i := range out {
+		out[i].Lead = time.Duration((vts[i] - low) * float64(time.Millisecond))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
+	return out, nil
+}
+
 // tenantLevel mirrors a tenant bucket's refill in lua/reserve.lua.
 func (l *Limiter) tenantLevel(h map[string]string, field string, perMinute int64, elapsedMs float64) float64 {
 	if perMinute <= 0 {
 		return 0
 	}
-	capacity := float64(perMinute) * float64(l.cfg.Burst.Milliseconds()) / 60000
+	capacity := float64(perMinute) * float64(TenantBurst.Milliseconds()) / 60000
 	if _, ok := h[field]; !ok {
 		return capacity
 	}

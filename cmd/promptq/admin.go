@@ -126,6 +126,10 @@ func printStatus(w io.Writer, rep *statusReport) {
 				fmt.Fprintln(w, "  tenants:")
 				printTenants(w, "    ", s.Tenants)
 			}
+			if len(s.Fair) > 1 {
+				fmt.Fprintln(w, "  fair share between tenants with pending work:")
+				printFair(w, "    ", s.Fair)
+			}
 			if s.EstimateSamples > 0 {
 				fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
@@ -23,15 +24,17 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		asJSON bool
 	)
 	f := config.New("tenant", "Manage per-tenant budgets inside an account (tasks name their tenant in the \"tenant\" field).\n"+
-		"  promptq tenant set --account A --tenant T [--rpm N] [--tpm N] [--daily-requests N]\n"+
+		"  promptq tenant set --account A --tenant T [--rpm N] [--tpm N] [--daily-requests N] [--weight N]\n"+
 		"  promptq tenant list --account A [--json]\n"+
 		"  promptq tenant delete --account A --tenant T\n"+
-		"A tenant with a budget is held to it as well as to the account's limits; tenants without one share the account freely.", stdout)
+		"A tenant with a budget is held to it as well as to the account's limits. When the account's headroom is short,\n"+
+		"tenants with pending work share it in proportion to their weights (default 1; requests without a tenant count as one tenant).", stdout)
 	c.register(f, true)
 	f.String(&tenant, "tenant", "PROMPTQ_TENANT", "", "tenant name (set, delete): 1-64 characters of A-Z a-z 0-9 _ . -")
 	f.Int64(&budget.RPM, "rpm", "TENANT_RPM", 0, "set: the tenant's requests per minute (0 = no such budget)")
 	f.Int64(&budget.TPM, "tpm", "TENANT_TPM", 0, "set: the tenant's tokens per minute (0 = no such budget)")
 	f.Int64(&budget.DailyRequests, "daily-requests", "TENANT_DAILY_REQUESTS", 0, "set: the tenant's requests per day (0 = no such budget)")
+	f.Int64(&budget.Weight, "weight", "TENANT_WEIGHT", 0, fmt.Sprintf("set: the tenant's share of short headroom against other tenants with pending work, 1-%d (0 = 1)", quota.MaxTenantWeight))
 	f.Bool(&asJSON, "json", "PROMPTQ_JSON", false, "list: print JSON")
 
 	action := ""
@@ -59,7 +62,10 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}
 	if action == "set" && (budget.RPM < 0 || budget.TPM < 0 || budget.DailyRequests < 0 || budget == quota.TenantBudget{}) {
-		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, each >= 0")
+		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT, each >= 0")
+	}
+	if action == "set" && budget.Weight > quota.MaxTenantWeight {
+		return fmt.Errorf("--weight / TENANT_WEIGHT: %d is out of range: must be between 1 and %d", budget.Weight, quota.MaxTenantWeight)
 	}
 
 	rdb, _, err := c.connect(ctx)
@@ -119,7 +125,28 @@ func budgetStr(b quota.TenantBudget) string {
 	add(b.RPM, "rpm")
 	add(b.TPM, "tpm")
 	add(b.DailyRequests, "requests/day")
+	if b.Weight > 1 {
+		add(b.Weight, "weight")
+	}
 	return s
+}
+
+// printFair prints the tenants with pending work and their place in
+// weighted fair sharing, one line each.
+func printFair(w io.Writer, indent string, fs []quota.FairState) {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, indent+"TENANT\tWEIGHT\tAHEAD BY\tLAST ASKED")
+	for _, f := range fs {
+		name, state := f.Tenant, ""
+		if name == "" {
+			name = "(no tenant)"
+		}
+		if f.Yielding() {
+			state = " (yielding scheduled turns)"
+		}
+		fmt.Fprintf(tw, "%s%s\t%d\t%v%s\t%s\n", indent, name, f.Weight, f.Lead.Round(time.Millisecond), state, f.LastAsk.Format(time.RFC3339))
+	}
+	tw.Flush()
 }
 
 // printTenants prints one line per tenant, each line starting with indent.

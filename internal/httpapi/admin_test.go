@@ -122,6 +122,9 @@ func TestAdminToken(t *testing.T) {
 		{"POST", "/v1/pause", `{"for":"1m"}`},
 		{"POST", "/v1/resume", `{}`},
 		{"GET", "/v1/tasks/auth-1?queue=" + e.queue, ""},
+		{"PUT", "/v1/tenants/auth-t", `{"rpm":60}`},
+		{"GET", "/v1/tenants", ""},
+		{"DELETE", "/v1/tenants/auth-t", ""},
 		{"GET", "/monitoring/", ""},
 		{"GET", "/monitoring/api/servers", ""},
 	}
@@ -135,6 +138,9 @@ func TestAdminToken(t *testing.T) {
 	}
 	if _, active, _ := e.srv.gate.Check(context.Background(), e.account); active {
 		t.Fatal("an unauthorized pause took effect")
+	}
+	if ts, err := e.srv.lim.Tenants(context.Background(), e.account); err != nil || len(ts) != 0 {
+		t.Fatalf("an unauthorized tenant budget took effect: %+v %v", ts, err)
 	}
 	for _, p := range protected {
 		if code, body := e.do(t, p.method, p.path, p.body, token); code != http.StatusOK {
@@ -163,6 +169,8 @@ func TestReadOnly(t *testing.T) {
 		{"POST", "/v1/tasks", e.task("ro-1")},
 		{"POST", "/v1/pause", `{"for":"1m"}`},
 		{"POST", "/v1/resume", `{}`},
+		{"PUT", "/v1/tenants/ro-t", `{"rpm":60}`},
+		{"DELETE", "/v1/tenants/ro-t", ""},
 		{"POST", "/monitoring/api/queues/" + e.queue + ":pause", ""},
 		{"DELETE", "/monitoring/api/queues/" + e.queue, ""},
 	} {
@@ -174,7 +182,11 @@ func TestReadOnly(t *testing.T) {
 	if _, err := e.srv.insp.GetTaskInfo(e.queue, "ro-1"); err == nil {
 		t.Fatal("a read-only server enqueued a task")
 	}
+	if ts, err := e.srv.lim.Tenants(context.Background(), e.account); err != nil || len(ts) != 0 {
+		t.Fatalf("a read-only server set a tenant budget: %+v %v", ts, err)
+	}
 	e.doJSON(t, "GET", "/v1/status", "", "", http.StatusOK, nil)
+	e.doJSON(t, "GET", "/v1/tenants", "", "", http.StatusOK, nil)
 }
 
 func TestBodyLimit(t *testing.T) {
@@ -187,6 +199,7 @@ func TestBodyLimit(t *testing.T) {
 		t.Fatalf("error = %+v", ae)
 	}
 	e.doJSON(t, "POST", "/v1/pause", `{"reason":"`+strings.Repeat("r", 5000)+`"}`, "", http.StatusRequestEntityTooLarge, nil)
+	e.doJSON(t, "PUT", "/v1/tenants/big", `{"rpm":60,"x":"`+strings.Repeat("r", 5000)+`"}`, "", http.StatusRequestEntityTooLarge, nil)
 	// Under the limit passes.
 	e.doJSON(t, "POST", "/v1/tasks", e.task("small-1"), "", http.StatusOK, nil)
 }

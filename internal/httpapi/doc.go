@@ -19,6 +19,12 @@
 //	POST /v1/tasks     enqueue one task object or an array of them
 //	GET  /v1/tasks/{id}?queue=Q  a task's state and, once finished, its result
 //	POST /v1/pause, POST /v1/resume, GET /v1/status
+//	GET /v1/tenants?account=A          the account's tenant budgets and use ([] when none)
+//	PUT /v1/tenants/{tenant}?account=A set (replace) a budget: {"rpm":60,"tpm":0,"daily_requests":0,"weight":3}
+//	DELETE /v1/tenants/{tenant}?account=A  remove it: {"deleted": true|false}
+//
+// The tenant routes act on one account: ?account= may be left out while only
+// one account is known.
 //
 // With an AdminToken, /v1/* and /monitoring/* need "Authorization: Bearer
 // <token>" (or HTTP basic auth with the token as password, so a browser can

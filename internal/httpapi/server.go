@@ -21,6 +21,7 @@ import (
 
 	"github.com/promptq/promptq/internal/metrics"
 	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/tasks"
 )
 
@@ -36,6 +37,7 @@ type Server struct {
 	client    *asynq.Client
 	enq       *tasks.Enqueuer
 	gate      *pausegate.Gate
+	lim       *quota.Limiter // tenant budgets; built without the workers' limits, so never Reserve with it
 	mon       *asynqmon.HTTPHandler
 	tokenHash *[sha256.Size]byte // nil without an admin token
 	handler   http.Handler
@@ -65,6 +67,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.gate = gate
+	if s.lim, err = quota.New(cfg.Redis, quota.Config{Clock: cfg.Clock}); err != nil {
+		s.Close()
+		return nil, err
+	}
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -164,6 +170,8 @@ func (s *Server) routes(metricsHandler http.Handler) http.Handler {
 	mux.Handle("/v1/pause", s.guard(methods{http.MethodPost: s.handlePause}))
 	mux.Handle("/v1/resume", s.guard(methods{http.MethodPost: s.handleResume}))
 	mux.Handle("/v1/status", s.guard(methods{http.MethodGet: s.handleStatus}))
+	mux.Handle("/v1/tenants", s.guard(methods{http.MethodGet: s.handleListTenants}))
+	mux.Handle("/v1/tenants/{tenant}", s.guard(methods{http.MethodPut: s.handleSetTenant, http.MethodDelete: s.handleDeleteTenant}))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path, "")
 	}))

@@ -60,6 +60,7 @@ func setup(t *testing.T, mutate func(*Config)) *env {
 	}
 	name := testutil.Name(t)
 	e := &env{r: r, opt: opt, queue: "q-" + name, account: name, logs: &syncBuffer{}}
+	testutil.CleanupAccount(t, r.Client, e.account) // tenant budgets and whatever else the test wrote
 	cfg := Config{
 		Redis:        r.Client,
 		RedisConnOpt: opt,
