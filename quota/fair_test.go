@@ -3,6 +3,8 @@ package quota
 import (
 	"testing"
 	"time"
+
+	"github.com/promptq/promptq/internal/keys"
 )
 
 // simWorker is one worker slot in the fair-sharing simulation: it asks for
@@ -250,5 +252,19 @@ func TestFairSnapshot(t *testing.T) {
 	// And A, alone now, is admitted again.
 	if d := e.reserveFor("A"); !d.OK {
 		t.Fatalf("A alone after B left: %+v", d)
+	}
+}
+
+func TestNoFairShare(t *testing.T) {
+	// The same load as "equal weights split short headroom evenly", with
+	// fair sharing off: each worker books turns as often as any other.
+	e := setupLimiter(t, Config{RPM: 600, Burst: time.Second, Schedule: 2 * time.Second, NoFairShare: true})
+	one := Cost{Requests: 1, Tokens: 10}
+	got := e.simulate(append(pool(18, "A", one, 50*time.Millisecond), pool(6, "B", one, 50*time.Millisecond)...), 10*time.Second, 70*time.Second)
+	if s := share(got["B"].requests, got["A"].requests); s > 0.3 || got["A"].fairRefusals > 0 {
+		t.Errorf("B's share with NoFairShare = %.3f, A refused %d times for fair share; want B at most its share of workers (0.25), no refusals", s, got["A"].fairRefusals)
+	}
+	if n, err := e.rdb.Client.Exists(e.ctx, keys.FairSeen(e.acct), keys.FairVT(e.acct)).Result(); err != nil || n != 0 {
+		t.Errorf("fair-share keys written with NoFairShare: %d (%v)", n, err)
 	}
 }

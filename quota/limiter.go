@@ -94,6 +94,10 @@ type Config struct {
 	// RampInterval is the period of RampGrowth: 1s to 24h. Default
 	// RampIntervalDefault (15m).
 	RampInterval time.Duration
+	// NoFairShare turns weighted fair sharing between tenants off (see
+	// FairSlack): headroom then goes to whoever asks first. Set it alike on
+	// every worker of an account.
+	NoFairShare bool
 }
 
 // ProbeDefault is Config.Probe's default.
@@ -301,6 +305,14 @@ func New(rdb redis.Scripter, cfg Config) (*Limiter, error) {
 	return &Limiter{rdb: rdb, cfg: cfg}, nil
 }
 
+// fairActive is FairActive, or 0 (no fair sharing) with Config.NoFairShare.
+func (l *Limiter) fairActive() time.Duration {
+	if l.cfg.NoFairShare {
+		return 0
+	}
+	return FairActive
+}
+
 // date is the budget day of t: YYYY-MM-DD in the configured zone.
 func (l *Limiter) date(t time.Time) string { return t.In(l.cfg.Location).Format(time.DateOnly) }
 
@@ -360,7 +372,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
-		FairActive.Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
+		l.fairActive().Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)

@@ -139,7 +139,7 @@ func printFair(w io.Writer, indent string, fs []quota.FairState) {
 	for _, f := range fs {
 		name, state := f.Tenant, ""
 		if name == "" {
-			name = "(no tenant)"
+			name = "(none)"
 		}
 		if f.Yielding() {
 			state = " (yielding scheduled turns)"

@@ -25,6 +25,7 @@ type workerFlags struct {
 	concurrency     int
 	queues          string
 	quotaControl    bool
+	fairShare       bool
 	rpm, tpm        int64
 	dailyRequests   int64
 	dailyTokens     int64
@@ -60,6 +61,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Int(&w.adaptiveInitial, "adaptive-initial", "ADAPTIVE_INITIAL", quota.ConcurrencyInitialDefault, "starting cluster-wide in-flight limit with --adaptive-concurrency")
 	f.Int(&w.adaptiveMax, "adaptive-max", "ADAPTIVE_MAX", quota.ConcurrencyMaxDefault, "largest cluster-wide in-flight limit with --adaptive-concurrency")
 	f.Bool(&w.quotaControl, "quota-control", "QUOTA_CONTROL", true, "shared admission control and pause gate (off = naive baseline: asynq + openai-go alone)")
+	f.Bool(&w.fairShare, "fair-share", "FAIR_SHARE", true, "weighted fair sharing of short headroom between tenants with pending work (see promptq tenant set --weight); off = first come, first served. Set alike on every worker of an account")
 	f.Int64(&w.rpm, "rpm", "PROMPTQ_RPM", 0, "cap on requests per minute (0 = learn from the provider's headers)")
 	f.Int64(&w.tpm, "tpm", "PROMPTQ_TPM", 0, "cap on tokens per minute (0 = learn from the provider's headers)")
 	f.Int64(&w.dailyRequests, "daily-request-limit", "DAILY_REQUEST_LIMIT", 0, "daily request budget (0 = none)")
@@ -158,6 +160,7 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 			RPM: w.rpm, TPM: w.tpm, DailyRequests: w.dailyRequests, DailyTokens: w.dailyTokens,
 			Threshold: w.threshold, Location: loc, ReservationTTL: w.reservationTTL,
 			RampCut: w.slowdownCut, RampGrowth: w.slowdownGrowth, RampInterval: w.slowdownEvery,
+			NoFairShare: !w.fairShare,
 		},
 		Gate: pausegate.Config{DefaultPause: pause},
 	}, nil

@@ -85,7 +85,44 @@ var (
 		"Mean absolute error of the input-token estimate over settled requests.", []string{"account"}, nil)
 	accountErrorDesc = prometheus.NewDesc("promptq_scrape_error",
 		"1 when the account's state could not be read on this scrape.", []string{"account"}, nil)
+
+	// Per-tenant series (quota.Limiter.SetTenantBudget, quota.WithTenant).
+	// Requests without a tenant carry the tenant label "(none)", which no
+	// tenant name can take.
+	tenantBudgetDesc = prometheus.NewDesc("promptq_tenant_budget",
+		"Budget set for a tenant of the account, by kind (rpm, tpm, daily_requests); only kinds that are set.",
+		[]string{"account", "tenant", "kind"}, nil)
+	tenantWeightDesc = prometheus.NewDesc("promptq_tenant_weight",
+		"Effective weighted-fair-sharing weight (1 when unset) of a tenant with a budget or with pending work; tenant \"(none)\" = requests without a tenant.",
+		[]string{"account", "tenant"}, nil)
+	tenantAvailableDesc = prometheus.NewDesc("promptq_tenant_available",
+		"Units a tenant could reserve now under its per-minute budget (negative: in debt); only buckets (requests, tokens) with a budget.",
+		[]string{"account", "tenant", "bucket"}, nil)
+	tenantDailyUsedDesc = prometheus.NewDesc("promptq_tenant_daily_requests_used",
+		"Requests a tenant with a budget used today, including reservations in flight.",
+		[]string{"account", "tenant"}, nil)
+	tenantPendingDesc = prometheus.NewDesc("promptq_tenant_pending",
+		"1 for each tenant with pending work (asked for headroom recently); tenant \"(none)\" = requests without a tenant.",
+		[]string{"account", "tenant"}, nil)
+	tenantFairLeadDesc = prometheus.NewDesc("promptq_tenant_fair_lead_seconds",
+		"How far a tenant with pending work is ahead of the one furthest behind in weighted fair sharing (account capacity / weight); tenant \"(none)\" = requests without a tenant.",
+		[]string{"account", "tenant"}, nil)
+	tenantYieldingDesc = prometheus.NewDesc("promptq_tenant_yielding",
+		"1 while a tenant with pending work is too far ahead and yields its scheduled turns to the others; tenant \"(none)\" = requests without a tenant.",
+		[]string{"account", "tenant"}, nil)
 )
+
+// NoTenant is the tenant label value of requests without a tenant (tenant
+// names are [A-Za-z0-9_.-], so no tenant can be named so).
+const NoTenant = "(none)"
+
+// tenantLabel is the tenant label value of tenant.
+func tenantLabel(tenant string) string {
+	if tenant == "" {
+		return NoTenant
+	}
+	return tenant
+}
 
 // Resource label values.
 const (
@@ -127,7 +164,9 @@ func NewCollector(cfg Config) (*Collector, error) {
 // Describe sends the descriptors of every series the collector may export.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{quotaLimitDesc, quotaAvailableDesc, pausedDesc, pauseRemainingDesc,
-		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, accountErrorDesc} {
+		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, accountErrorDesc,
+		tenantBudgetDesc, tenantWeightDesc, tenantAvailableDesc, tenantDailyUsedDesc,
+		tenantPendingDesc, tenantFairLeadDesc, tenantYieldingDesc} {
 		ch <- d
 	}
 }
@@ -193,5 +232,55 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 	gauge(inflightDesc, float64(snap.InFlight), a)
 	gauge(estimateErrDesc, snap.EstimateMeanAbsErr, a)
 	ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(snap.Throttled), a)
+	collectTenants(gauge, a, snap)
 	return nil
+}
+
+// Kind label values of promptq_tenant_budget (the bucket label of
+// promptq_tenant_available reuses the resource values).
+const (
+	kindRPM           = "rpm"
+	kindTPM           = "tpm"
+	kindDailyRequests = "daily_requests"
+)
+
+// collectTenants sends the per-tenant budget and fair-sharing series of
+// account a.
+func collectTenants(gauge func(d *prometheus.Desc, v float64, labels ...string), a string, snap quota.Snapshot) {
+	weighted := make(map[string]bool, len(snap.Tenants)+len(snap.Fair))
+	for _, ts := range snap.Tenants {
+		t := tenantLabel(ts.Tenant)
+		b := ts.Budget
+		for _, k := range []struct {
+			kind   string
+			budget int64
+		}{{kindRPM, b.RPM}, {kindTPM, b.TPM}, {kindDailyRequests, b.DailyRequests}} {
+			if k.budget > 0 {
+				gauge(tenantBudgetDesc, float64(k.budget), a, t, k.kind)
+			}
+		}
+		if b.RPM > 0 {
+			gauge(tenantAvailableDesc, ts.Requests, a, t, resourceRequests)
+		}
+		if b.TPM > 0 {
+			gauge(tenantAvailableDesc, ts.Tokens, a, t, resourceTokens)
+		}
+		gauge(tenantDailyUsedDesc, float64(ts.DailyRequests), a, t)
+		gauge(tenantWeightDesc, float64(max(1, b.Weight)), a, t)
+		weighted[t] = true
+	}
+	for _, f := range snap.Fair {
+		t := tenantLabel(f.Tenant)
+		if !weighted[t] { // a tenant with a budget has its weight already
+			gauge(tenantWeightDesc, float64(max(1, f.Weight)), a, t)
+			weighted[t] = true
+		}
+		yielding := 0.0
+		if f.Yielding() {
+			yielding = 1
+		}
+		gauge(tenantPendingDesc, 1, a, t)
+		gauge(tenantFairLeadDesc, f.Lead.Seconds(), a, t)
+		gauge(tenantYieldingDesc, yielding, a, t)
+	}
 }

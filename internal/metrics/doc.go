@@ -12,5 +12,10 @@
 // QueueCollector exports asynq's per-queue series under the names of asynq's
 // own x/metrics collector (asynq_tasks_enqueued_total, asynq_queue_size, ...),
 // so asynq's published dashboards work unchanged. Collector exports promptq's
-// quota and pause state as promptq_* series.
+// quota and pause state as promptq_* series, and per tenant of an account
+// (label tenant; NoTenant, "(none)", for requests without a tenant) the
+// budgets, what is left of them, and the weighted fair-sharing state:
+// promptq_tenant_budget, promptq_tenant_weight, promptq_tenant_available,
+// promptq_tenant_daily_requests_used, promptq_tenant_pending,
+// promptq_tenant_fair_lead_seconds and promptq_tenant_yielding.
 package metrics

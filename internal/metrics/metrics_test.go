@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/testutil"
 	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
 )
 
 type fakeInspector map[string]*asynq.QueueInfo // nil info = unreadable
@@ -137,5 +139,127 @@ func TestCollectorPause(t *testing.T) {
 func TestCollectorConfig(t *testing.T) {
 	if _, err := NewCollector(Config{}); err == nil {
 		t.Fatal("NewCollector without Redis succeeded")
+	}
+}
+
+// tenantSeries returns the promptq_tenant_* series of acct in got.
+func tenantSeries(got map[string]float64, acct string) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range got {
+		if strings.HasPrefix(k, "promptq_tenant_") && strings.Contains(k, "|"+acct+"|") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestCollectorTenants(t *testing.T) {
+	r := testutil.NewRedis(t)
+	ctx := context.Background()
+	clk := clock.NewFake(time.Now().Truncate(time.Millisecond))
+	lim, err := quota.New(r.Client, quota.Config{RPM: 600, Burst: time.Second, Schedule: 2 * time.Second, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fair, other := testutil.Name(t)+"-f", testutil.Name(t)+"-o"
+	testutil.CleanupAccount(t, r.Client, fair)
+	testutil.CleanupAccount(t, r.Client, other)
+	reserve := func(acct string, opts ...quota.ReserveOption) quota.Decision {
+		t.Helper()
+		d, err := lim.Reserve(ctx, acct, quota.Cost{Requests: 1, Tokens: 10}, 0, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	// fair: t1 has a budget but no pending work; B asked once, then A took
+	// the burst and scheduled turns until it is FairSlack ahead of B.
+	if err := lim.SetTenantBudget(ctx, fair, "t1", quota.TenantBudget{RPM: 60, Weight: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if d := reserve(fair, quota.WithTenant("B")); !d.OK {
+		t.Fatalf("B's first request: %+v", d)
+	}
+	var last quota.Decision
+	for i := 0; i < 30; i++ {
+		if last = reserve(fair, quota.WithTenant("A")); !last.OK {
+			break
+		}
+	}
+	if last.OK || !last.FairShare {
+		t.Fatalf("A's last request = %+v, want a fair-share refusal", last)
+	}
+	// other: t2 has a budget and pending work, and so do requests without
+	// a tenant.
+	if err := lim.SetTenantBudget(ctx, other, "t2", quota.TenantBudget{TPM: 1200, DailyRequests: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if d := reserve(other, quota.WithTenant("t2")); !d.OK {
+		t.Fatalf("t2's request: %+v", d)
+	}
+	if d := reserve(other); !d.OK {
+		t.Fatalf("request without tenant: %+v", d)
+	}
+
+	c, err := NewCollector(Config{Redis: r.Client, Quota: lim, Clock: clk,
+		Accounts: func(context.Context) ([]string, error) { return []string{fair, other}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := gather(t, c) // fails on duplicate series
+
+	lead := "promptq_tenant_fair_lead_seconds|" + fair + "|A"
+	if v := got[lead]; v <= quota.FairSlack.Seconds() {
+		t.Errorf("%s = %v, want > %v", lead, v, quota.FairSlack.Seconds())
+	}
+	// Requests without a tenant joined after t2: within FairSlack of it.
+	noneLead := "promptq_tenant_fair_lead_seconds|" + other + "|(none)"
+	if v := got[noneLead]; v < 0 || v > quota.FairSlack.Seconds() {
+		t.Errorf("%s = %v, want within [0, %v]", noneLead, v, quota.FairSlack.Seconds())
+	}
+	want := map[string]float64{
+		// label values in label-name order: account, bucket|kind, tenant
+		"promptq_tenant_budget|" + fair + "|rpm|t1":             60,
+		"promptq_tenant_weight|" + fair + "|t1":                 3,
+		"promptq_tenant_available|" + fair + "|requests|t1":     5, // TenantBurst (5s) of 60 rpm, unused
+		"promptq_tenant_daily_requests_used|" + fair + "|t1":    0,
+		"promptq_tenant_weight|" + fair + "|A":                  1,
+		"promptq_tenant_weight|" + fair + "|B":                  1,
+		"promptq_tenant_pending|" + fair + "|A":                 1,
+		"promptq_tenant_pending|" + fair + "|B":                 1,
+		lead:                                                    got[lead], // checked above
+		"promptq_tenant_fair_lead_seconds|" + fair + "|B":       0,
+		"promptq_tenant_yielding|" + fair + "|A":                1,
+		"promptq_tenant_yielding|" + fair + "|B":                0,
+		"promptq_tenant_budget|" + other + "|tpm|t2":            1200,
+		"promptq_tenant_budget|" + other + "|daily_requests|t2": 100,
+		"promptq_tenant_available|" + other + "|tokens|t2":      90, // 100 (5s of 1200 tpm) - 10
+		"promptq_tenant_daily_requests_used|" + other + "|t2":   1,
+		"promptq_tenant_weight|" + other + "|t2":                1,
+		"promptq_tenant_pending|" + other + "|t2":               1,
+		"promptq_tenant_fair_lead_seconds|" + other + "|t2":     0,
+		"promptq_tenant_yielding|" + other + "|t2":              0,
+		"promptq_tenant_weight|" + other + "|(none)":            1,
+		"promptq_tenant_pending|" + other + "|(none)":           1,
+		noneLead: got[noneLead], // checked above
+		"promptq_tenant_yielding|" + other + "|(none)": 0,
+	}
+	series := tenantSeries(got, fair)
+	for k, v := range tenantSeries(got, other) {
+		series[k] = v
+	}
+	for k, v := range want {
+		if g, ok := series[k]; !ok || math.Abs(g-v) > 1e-9 {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	for k, v := range series {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected series %s = %v", k, v)
+		}
+	}
+	if got["promptq_scrape_error|"+fair] != 0 || got["promptq_scrape_error|"+other] != 0 {
+		t.Errorf("scrape errors: %v %v", got["promptq_scrape_error|"+fair], got["promptq_scrape_error|"+other])
 	}
 }

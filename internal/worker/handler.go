@@ -408,6 +408,11 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenan
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
+		case d.FairShare:
+			// Another tenant with pending work is behind its share: step
+			// aside at once, so this slot can take other work (possibly that
+			// tenant's) instead of holding it while waiting our turn.
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: "yielding to tenants behind their fair share"}
 		case d.Wait > h.cfg.MaxInlineWait:
 			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
 		}

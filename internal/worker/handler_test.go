@@ -28,6 +28,7 @@ type fixture struct {
 	lim     *quota.Limiter
 	fake    *fakeopenai.Server
 	gate    *pausegate.Gate
+	rdb     *testutil.Redis
 	account string
 }
 
@@ -49,7 +50,7 @@ func setup(t *testing.T, fc fakeopenai.Config) *fixture {
 	testutil.CleanupAccount(t, r.Client, acct)
 	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true}, lim, g,
 		provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-test"}))
-	return &fixture{h: h, lim: lim, fake: fake, gate: g, account: acct}
+	return &fixture{h: h, lim: lim, fake: fake, gate: g, rdb: r, account: acct}
 }
 
 func task(payload string) *asynq.Task { return asynq.NewTask("promptq:prompt", []byte(payload)) }

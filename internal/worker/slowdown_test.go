@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/quota"
@@ -64,5 +66,32 @@ func TestHandlerTenantBudget(t *testing.T) {
 	}
 	if n := fake.Stats().Requests; n != 2 {
 		t.Fatalf("provider saw %d requests, want 2", n)
+	}
+}
+
+func TestHandlerYieldsFairShare(t *testing.T) {
+	f := setup(t, fakeopenai.Config{})
+	ctx := context.Background()
+	// 60 RPM (one request of capacity), turns booked up to 2 s ahead.
+	lim, err := quota.New(f.rdb.Client, quota.Config{RPM: 60, Burst: time.Second, Schedule: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.lim = lim
+	cost := quota.Cost{Requests: 1, Tokens: 10}
+	// B takes the bucket; A books the next turn and is then a second of
+	// capacity ahead of B, which has pending work.
+	for _, tenant := range []string{"B", "A"} {
+		if d, err := lim.Reserve(ctx, f.account, cost, 0, quota.WithTenant(tenant)); err != nil || !d.OK {
+			t.Fatalf("Reserve for %s = %+v, %v", tenant, d, err)
+		}
+	}
+	err = f.h.ProcessTask(ctx, task(`{"model":"m","input":"one","max_output_tokens":32,"tenant":"A"}`))
+	var w *backoff.Wait
+	if !errors.As(err, &w) || backoff.IsFailure(err) || !strings.Contains(w.Reason, "fair share") || w.Delay < time.Second {
+		t.Fatalf("A's task while ahead of its fair share = %v, want it returned to asynq at once (no failure, delay >= 1s)", err)
+	}
+	if n := f.fake.Stats().Requests; n != 0 {
+		t.Fatalf("provider saw %d requests, want none", n)
 	}
 }

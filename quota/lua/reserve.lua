@@ -39,7 +39,7 @@
 -- ARGV[16] ms until the next budget day starts
 -- ARGV[17] tenant burst ms: capacity of a tenant's buckets, as refill time
 -- ARGV[18] fair active ms: a tenant has pending work for this long after it
---          last asked
+--          last asked (0 = no fair sharing: KEYS[7] and KEYS[8] are not touched)
 -- ARGV[19] fair slack ms: how far (in ms of account capacity, divided by
 --          weight) a tenant may run ahead of another with pending work
 --          before it yields its scheduled turns
@@ -175,6 +175,43 @@ if tb and tb.capped then
   end
 end
 
+-- fair_enter marks the request's tenant (ARGV[14]) as having pending work
+-- and returns its virtual time, clamped so that it banks no credit for idle
+-- time, and the lowest virtual time among the other tenants with pending
+-- work (nil when there are none).
+local function fair_enter(active_ms, lag_ms)
+  local tenant = ARGV[14]
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - active_ms)
+  local was_active = redis.call('ZSCORE', KEYS[7], tenant)
+  redis.call('ZADD', KEYS[7], now, tenant)
+  redis.call('PEXPIRE', KEYS[7], ARGV[11])
+  local vmin
+  for _, o in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
+    if o ~= tenant then
+      local v = tonumber(redis.call('ZSCORE', KEYS[8], o))
+      if v and (not vmin or v < vmin) then
+        vmin = v
+      end
+    end
+  end
+  local vt = tonumber(redis.call('ZSCORE', KEYS[8], tenant))
+  if vmin then
+    -- No credit for idle time: a tenant that (re)joins starts level with
+    -- the others; one that asks but uses little falls at most lag_ms behind.
+    local floor = vmin
+    if was_active then
+      floor = vmin - lag_ms
+    end
+    if not vt or vt < floor then
+      vt = floor
+    end
+  end
+  vt = vt or 0
+  redis.call('ZADD', KEYS[8], fmt(vt), tenant)
+  redis.call('PEXPIRE', KEYS[8], ARGV[11])
+  return vt, vmin
+end
+
 -- 5. weighted fair sharing between the tenants with pending work (start-time
 -- fair queueing on virtual time). Requests without a tenant count as the
 -- tenant ''. A tenant's virtual time grows, per admitted request, by the
@@ -185,64 +222,40 @@ end
 -- (wait 0) every tenant is admitted, so no capacity idles; when the request
 -- would take a scheduled turn (wait > 0), a tenant more than the slack ahead
 -- of another tenant with pending work yields: it is refused (reason 2) and
--- asks again later, leaving the turns to those behind it.
+-- asks again later, leaving the turns to those behind it. fair active ms 0
+-- turns fair sharing off (first come, first served).
 local budget_bound = tb and tb.capped and t_wait > 0 and t_wait >= wait
 local fair_active, fair_slack, fair_lag = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - fair_active)
-local was_active = redis.call('ZSCORE', KEYS[7], tenant)
-if not budget_bound then
-  redis.call('ZADD', KEYS[7], now, tenant)
-  redis.call('PEXPIRE', KEYS[7], ARGV[11])
-end
-local vmin
-for _, o in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
-  if o ~= tenant then
-    local v = tonumber(redis.call('ZSCORE', KEYS[8], o))
-    if v and (not vmin or v < vmin) then
-      vmin = v
-    end
-  end
-end
-local vt = tonumber(redis.call('ZSCORE', KEYS[8], tenant))
-if vmin then
-  -- No credit for idle time: a tenant that (re)joins starts level with the
-  -- others; one that asks but uses little falls at most fair_lag behind.
-  local floor = vmin
-  if was_active then
-    floor = vmin - fair_lag
-  end
-  if not vt or vt < floor then
-    vt = floor
-  end
-end
-vt = vt or 0
-local cost_ms = 0
-if rl > 0 then
-  cost_ms = math.max(cost_ms, rc / rrate)
-end
-if tl > 0 then
-  cost_ms = math.max(cost_ms, tc / trate)
-end
-if cost_ms <= 0 then
-  cost_ms = rc -- no limit known: count requests
-end
-local weight = 1
-if tb then
-  weight = tb.weight
-end
-redis.call('ZADD', KEYS[8], fmt(vt), tenant)
-redis.call('PEXPIRE', KEYS[8], ARGV[11])
-
 if wait > tonumber(ARGV[13]) then
+  if fair_active > 0 and not budget_bound then
+    fair_enter(fair_active, fair_lag)
+  end
   if budget_bound then
     return {1, wait, 1}
   end
   return {1, wait, 0}
 end
-if wait > 0 and vmin and vt - vmin > fair_slack then
-  return {1, math.max(wait, tonumber(ARGV[21])), 2}
+if fair_active > 0 and not budget_bound then
+  local vt, vmin = fair_enter(fair_active, fair_lag)
+  if wait > 0 and vmin and vt - vmin > fair_slack then
+    return {1, math.max(wait, tonumber(ARGV[21])), 2}
+  end
+  local cost_ms = 0
+  if rl > 0 then
+    cost_ms = math.max(cost_ms, rc / rrate)
+  end
+  if tl > 0 then
+    cost_ms = math.max(cost_ms, tc / trate)
+  end
+  if cost_ms <= 0 then
+    cost_ms = rc -- no limit known: count requests
+  end
+  local weight = 1
+  if tb then
+    weight = tb.weight
+  end
+  redis.call('ZADD', KEYS[8], fmt(vt + cost_ms / weight), tenant)
 end
-redis.call('ZADD', KEYS[8], fmt(vt + cost_ms / weight), tenant)
 
 local fields = {'ts', math.max(ts, now)}
 if rl > 0 then
