@@ -524,9 +524,12 @@ const TenantBurst = 5 * time.Second
 // number of workers or the size of their requests.
 const (
 	// FairActive is how long after its last Reserve a tenant counts as
-	// having pending work. Workers ask again at least every
-	// MaxInlineWait, or when asynq hands a deferred task back.
-	FairActive = 10 * time.Second
+	// having pending work. A tenant with a backlog asks far more often
+	// (each task asks when a worker takes it, a waiting task at least
+	// every worker MaxInlineWait); after a tenant's last ask, the others
+	// yield scheduled turns for this long, which costs some utilisation,
+	// so it is kept short.
+	FairActive = 3 * time.Second
 	// FairSlack is how far ahead (in ms of account capacity, divided by
 	// weight) a tenant may run before it yields scheduled turns.
 	FairSlack = 500 * time.Millisecond

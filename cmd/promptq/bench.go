@@ -25,7 +25,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		"a throwaway redis-server (unless --redis), the fake provider in-process, K worker processes, N tasks.\n"+
 		"Scenarios: quick (default, under 3 minutes), full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3,\n"+
 		"adaptive-k3 (--adaptive-concurrency vs plain promptq vs naive), slowdown-k3 (503 slow_down and the ramp back),\n"+
-		"tenants-k3 (tenant A capped at half the account next to an uncapped tenant B, vs no budgets); full has them all.", stdout)
+		"tenants-k3 (tenant A capped at half the account next to an uncapped tenant B, vs no budgets),\nfair-k3 (tenants A and B interleaved 10:1 in one queue, fair sharing vs --fair-share=false); full has them all.", stdout)
 	f.String(&redisURL, "redis", "BENCH_REDIS_URL", "", "use this Redis instead of a throwaway redis-server (commandstats then include other clients)")
 	f.String(&cfg.Scenarios, "scenarios", "BENCH_SCENARIOS", bench.ScenariosDefault, "quick, full, or a comma-separated list of scenario names")
 	f.String(&workers, "workers", "BENCH_WORKERS", "1,3,8", "worker-process counts the scenario sets use (comma-separated, 1-64)")

@@ -126,7 +126,10 @@ func budgetStr(b quota.TenantBudget) string {
 	add(b.TPM, "tpm")
 	add(b.DailyRequests, "requests/day")
 	if b.Weight > 1 {
-		add(b.Weight, "weight")
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("weight %d", b.Weight)
 	}
 	return s
 }

@@ -52,14 +52,14 @@ func TestParseScenarios(t *testing.T) {
 		})
 	}
 	full, err := ParseScenarios("full", nil)
-	if err != nil || len(full) != 2*2*3+3+1+3 {
-		t.Fatalf("full: %d scenarios, err %v; want 19", len(full), err)
+	if err != nil || len(full) != 2*2*3+3+1+4 {
+		t.Fatalf("full: %d scenarios, err %v; want 20", len(full), err)
 	}
 	var tail []string
-	for _, s := range full[len(full)-4:] {
+	for _, s := range full[len(full)-5:] {
 		tail = append(tail, s.Name)
 	}
-	if got := strings.Join(tail, ","); got != "outage-k3,adaptive-k3,slowdown-k3,tenants-k3" {
+	if got := strings.Join(tail, ","); got != "outage-k3,adaptive-k3,slowdown-k3,tenants-k3,fair-k3" {
 		t.Fatalf("full ends with %s", got)
 	}
 	quick, _ := ParseScenarios("quick", nil)
@@ -68,8 +68,8 @@ func TestParseScenarios(t *testing.T) {
 			t.Errorf("quick includes feature scenario %s", s.Name)
 		}
 	}
-	feat, _ := ParseScenarios("adaptive-k3,slowdown-k2,tenants-k8", nil)
-	for i, want := range []string{KindAdaptive, KindSlowDown, KindTenants} {
+	feat, _ := ParseScenarios("adaptive-k3,slowdown-k2,tenants-k8,fair-k3", nil)
+	for i, want := range []string{KindAdaptive, KindSlowDown, KindTenants, KindFair} {
 		if f := feat[i]; f.Kind != want || f.Bound != BoundRPM || f.Burst != time.Second || f.Outage != 0 {
 			t.Errorf("%s: parsed %+v, want kind %s, RPM-bound, burst 1s, no outage", f.Name, f, want)
 		}
@@ -98,6 +98,7 @@ func TestLimitsFor(t *testing.T) {
 		{"cost-k3", 0, 0, CostTasksDefault, 0},
 		{"adaptive-k3", 1200, 0, 220, 20},
 		{"tenants-k3", 1200, 0, 220, 20},
+		{"fair-k3", 1200, 0, 220, 20},
 		// Twice the time at the limit, for the cut and the ramp back.
 		{"slowdown-k3", 1200, 0, 420, 20},
 	}

@@ -153,7 +153,7 @@ type Scenario struct {
 	// the tasks have been answered.
 	Outage time.Duration `json:"outage_ns,omitempty"`
 	// Kind is "" for the plain promptq-versus-naive comparison, or one of
-	// KindAdaptive, KindSlowDown, KindTenants (see scenarios.go).
+	// KindAdaptive, KindSlowDown, KindTenants, KindFair (see scenarios.go).
 	Kind string `json:"kind,omitempty"`
 }
 
@@ -162,8 +162,9 @@ type Scenario struct {
 // provider), "outage-k3" (RPM-bound, burst 1s, with an outage), and the
 // RPM-bound, burst-1s feature scenarios "adaptive-k3" (adaptive concurrency
 // versus plain promptq versus naive), "slowdown-k3" (a 503 slow_down
-// injection and the ramp back) and "tenants-k3" (a capped tenant next to an
-// uncapped one). "full" has all of them; "quick" none of the feature ones.
+// injection and the ramp back), "tenants-k3" (a capped tenant next to an
+// uncapped one) and "fair-k3" (two tenants' 10:1 backlogs interleaved in one
+// queue, with and without weighted fair sharing). "full" has all of them; "quick" none of the feature ones.
 func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 	if len(workers) == 0 {
 		workers = WorkersDefault
@@ -189,7 +190,7 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 		}
 		mid := workers[len(workers)/2]
 		names = append(names, fmt.Sprintf("outage-k%d", mid),
-			fmt.Sprintf("adaptive-k%d", mid), fmt.Sprintf("slowdown-k%d", mid), fmt.Sprintf("tenants-k%d", mid))
+			fmt.Sprintf("adaptive-k%d", mid), fmt.Sprintf("slowdown-k%d", mid), fmt.Sprintf("tenants-k%d", mid), fmt.Sprintf("fair-k%d", mid))
 	default:
 		names = strings.Split(spec, ",")
 	}
@@ -205,7 +206,7 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 }
 
 func parseScenario(name string) (Scenario, error) {
-	bad := fmt.Errorf("bench: scenario %q: want quick, full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3", name)
+	bad := fmt.Errorf("bench: scenario %q: want quick, full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
 	parts := strings.Split(name, "-")
 	k, err := strconv.Atoi(strings.TrimPrefix(parts[len(parts)-1], "k"))
 	if err != nil || !strings.HasPrefix(parts[len(parts)-1], "k") || k < 1 || k > 64 {
@@ -217,7 +218,7 @@ func parseScenario(name string) (Scenario, error) {
 		s.Bound = BoundNone
 	case len(parts) == 2 && parts[0] == "outage":
 		s.Bound, s.Outage = BoundRPM, OutageDefault
-	case len(parts) == 2 && (parts[0] == KindAdaptive || parts[0] == KindSlowDown || parts[0] == KindTenants):
+	case len(parts) == 2 && (parts[0] == KindAdaptive || parts[0] == KindSlowDown || parts[0] == KindTenants || parts[0] == KindFair):
 		s.Bound, s.Kind = BoundRPM, parts[0]
 	case len(parts) == 3 && (parts[0] == "rpm" || parts[0] == "tpm") && strings.HasPrefix(parts[1], "b"):
 		s.Bound = Bound(parts[0])

@@ -315,6 +315,8 @@ func sidesText(s ScenarioResult) string {
 		return "; promptq = --adaptive-concurrency, plain promptq below"
 	case KindTenants:
 		return "; promptq = A capped, naive = promptq without budgets"
+	case KindFair:
+		return "; A and B interleaved 10:1 in one queue, equal weights; naive = promptq --fair-share=false"
 	case KindSlowDown:
 		return fmt.Sprintf("; 503 slow_down for %s at 30%%, --slowdown-interval %s", SlowDownDefault, SlowDownIntervalDefault)
 	}
@@ -366,7 +368,7 @@ func writeDetails(w io.Writer, s ScenarioResult) error {
 			return slowText(r, func(t *SlowDownTrace) string { return f2(t.RateAfterEnd) })
 		})
 		add("wall (s)", func(r RunResult) string { return f2(r.Wall) })
-	case KindTenants:
+	case KindTenants, KindFair:
 		add("tenants done at A / B (s)", func(r RunResult) string {
 			return tenantText(r, func(t TenantResult) string { return f2(t.Done) })
 		})
@@ -420,6 +422,9 @@ func writeDetails(w io.Writer, s ScenarioResult) error {
 		}
 	case KindTenants:
 		fmt.Fprint(w, tenantNote(s.Promptq))
+	case KindFair:
+		fmt.Fprint(w, "  What it shows: with fair sharing, A's requests yield scheduled turns while A is ahead of B (its\n"+
+			"  tasks go back to the queue), so B, a tenth of the arrivals, gets up to half the account while both have work.\n")
 	}
 	return nil
 }

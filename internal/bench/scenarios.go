@@ -30,6 +30,11 @@ const (
 	// account RPM with a tenant budget; the other side is promptq without
 	// budgets.
 	KindTenants = "tenants"
+	// KindFair enqueues two tenants' backlogs at 10:1 interleaved in one
+	// queue, as two producers pushing at once, without budgets and with
+	// equal weights. The promptq side shares short headroom fairly (the
+	// default); the other side is promptq with --fair-share=false.
+	KindFair = "fair"
 )
 
 // Side labels of the feature scenarios (RunResult.Mode).
@@ -37,6 +42,8 @@ const (
 	ModeAdaptive  = "adaptive"   // promptq with --adaptive-concurrency
 	ModeBudgets   = "budgets"    // promptq with tenant A capped
 	ModeNoBudgets = "no-budgets" // promptq without tenant budgets
+	ModeFair      = "fair"       // promptq with weighted fair sharing (default)
+	ModeNoFair    = "no-fair"    // promptq with --fair-share=false
 )
 
 // Feature scenario settings.
@@ -66,6 +73,7 @@ type runSpec struct {
 	adaptive bool     // read the final adaptive limit after the run
 	slowDown time.Duration
 	tenants  bool                          // enqueue the two-tenant load
+	mixed    bool                          // interleave the tenants' tasks (else A's backlog first)
 	budgets  map[string]quota.TenantBudget // set before the workers start
 }
 
@@ -87,6 +95,11 @@ func (c Config) specsFor(s Scenario, l limits) []runSpec {
 			{mode: ModePromptq, label: ModeBudgets, tenants: true, budgets: map[string]quota.TenantBudget{TenantA: {RPM: capRPM}}},
 			{mode: ModePromptq, label: ModeNoBudgets, tenants: true},
 		}
+	case KindFair:
+		return []runSpec{
+			{mode: ModePromptq, label: ModeFair, tenants: true, mixed: true},
+			{mode: ModePromptq, label: ModeNoFair, tenants: true, mixed: true, args: []string{"--fair-share=false"}},
+		}
 	}
 	return []runSpec{promptq, naive}
 }
@@ -101,10 +114,16 @@ func (r runSpec) payloads(run string, n int) []*tasks.Payload {
 		return ps
 	}
 	nb := max(1, n/(TenantBacklogRatio+1))
+	na := 0
 	for i := range n {
-		tenant, j := TenantA, i
-		if i >= n-nb {
+		tenant, j := TenantA, na
+		switch {
+		case r.mixed && (i+1)%(TenantBacklogRatio+1) == 0 && i-na < nb:
+			tenant, j = TenantB, i-na // every 11th task is B's
+		case !r.mixed && i >= n-nb:
 			tenant, j = TenantB, i-(n-nb)
+		default:
+			na++
 		}
 		p := Payload(run, i)
 		p.ID, p.Tenant = fmt.Sprintf("%s-%s-%06d", run, tenant, j), tenant

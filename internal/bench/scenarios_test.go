@@ -21,6 +21,7 @@ func TestSpecsFor(t *testing.T) {
 		{"adaptive-k3", []string{ModeAdaptive, ModeNaive, ModePromptq}, []string{ModePromptq, ModeNaive, ModePromptq}},
 		{"slowdown-k3", []string{ModePromptq, ModeNaive}, []string{ModePromptq, ModeNaive}},
 		{"tenants-k3", []string{ModeBudgets, ModeNoBudgets}, []string{ModePromptq, ModePromptq}},
+		{"fair-k3", []string{ModeFair, ModeNoFair}, []string{ModePromptq, ModePromptq}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +55,11 @@ func TestSpecsFor(t *testing.T) {
 				if len(specs[1].budgets) != 0 || !specs[0].tenants || !specs[1].tenants {
 					t.Errorf("baseline budgets %+v", specs[1].budgets)
 				}
+			case KindFair:
+				if len(specs[0].args) != 0 || !slices.Equal(specs[1].args, []string{"--fair-share=false"}) ||
+					!specs[0].mixed || !specs[1].mixed || len(specs[0].budgets)+len(specs[1].budgets) != 0 {
+					t.Errorf("fair sides %+v", specs)
+				}
 			}
 		})
 	}
@@ -82,6 +88,18 @@ func TestTenantPayloads(t *testing.T) {
 	}
 	if count[TenantA] != 200 || count[TenantB] != 20 {
 		t.Fatalf("tenants %v, want 200 A and 20 B", count)
+	}
+	// Interleaved: every 11th task is B's, as two producers pushing at once.
+	mixed := runSpec{tenants: true, mixed: true}.payloads("run", 220)
+	count = map[string]int{}
+	for i, p := range mixed {
+		count[p.Tenant]++
+		if want := (i+1)%11 == 0; (p.Tenant == TenantB) != want || tenantOf("run", p.ID) != p.Tenant {
+			t.Fatalf("mixed task %d: %s (%s)", i, p.Tenant, p.ID)
+		}
+	}
+	if count[TenantA] != 200 || count[TenantB] != 20 || mixed[10].ID != "run-B-000000" || mixed[11].ID != "run-A-000010" {
+		t.Fatalf("mixed tenants %v, ids %s %s", count, mixed[10].ID, mixed[11].ID)
 	}
 	plain := runSpec{}.payloads("run", 3)
 	if len(plain) != 3 || plain[0].Tenant != "" || plain[2].ID != "run-000002" {
