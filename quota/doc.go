@@ -105,13 +105,30 @@
 // budgets, stored in the account's tenants hash (keys.Tenants) so that they
 // can change at run time and apply at the next Reserve on every worker. The
 // tenant's buckets (keys.Tenant) are shaped like configured caps (capacity
-// Config.Burst of refill) and are checked and debited by the same reserve
+// TenantBurst of refill) and are checked and debited by the same reserve
 // script, after the account's: a tenant whose bucket is short gets a wait
 // (Decision.TenantLimited), its daily budget a wait until the next budget
 // day, so one noisy producer cannot take the whole account. Refund gives the
 // tenant's debit back, Settle corrects its token debit like the account's.
-// Tenants without a budget share the account's headroom freely; there is no
-// weighted fair sharing between them.
+//
+// # Weighted fair sharing
+//
+// Whatever their budgets, tenants with pending work (they called Reserve
+// within FairActive; requests without a tenant are the tenant "") share
+// short headroom in proportion to their weights (TenantBudget.Weight,
+// default 1). The reserve script keeps a virtual time per tenant
+// (keys.FairVT): the account capacity its admitted requests used, in ms of
+// the binding rate, divided by its weight; keys.FairSeen holds when each
+// tenant last asked. A request that fits now is admitted whatever the
+// tenant's virtual time, so no capacity idles for a tenant that cannot use
+// its share. A request that would take a scheduled turn (Config.Schedule)
+// is refused with Decision.FairShare while its tenant is more than FairSlack
+// ahead of another tenant with pending work; the worker then returns the
+// task to asynq, freeing its slot. A tenant that (re)joins starts level
+// with the others, and one that asks but uses little falls at most
+// FairMaxLag behind, so nobody banks credit for idle time. A tenant held
+// back by its own budget does not count as pending. Config.NoFairShare
+// turns it off (first come, first served). Snapshot.Fair shows it.
 //
 // # Time
 //

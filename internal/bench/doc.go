@@ -8,7 +8,9 @@
 // Feature scenarios (scenarios.go) change the sides: adaptive-kN adds a
 // third run (promptq with --adaptive-concurrency, plain promptq, naive),
 // slowdown-kN injects a 503 slow_down on both sides and traces the answer
-// rate, tenants-kN compares promptq with and without a tenant budget.
+// rate, tenants-kN compares promptq with and without a tenant budget, and
+// fair-kN two tenants interleaved 10:1 in one queue with and without
+// weighted fair sharing (--fair-share=false).
 //
 // Figures come from the fake's own counters (requests, 429s, tokens
 // charged, per-task request counts) and from Redis INFO commandstats, so

@@ -452,9 +452,9 @@ func tenantText(r RunResult, f func(TenantResult) string) string {
 // tenantNote says what the tenants scenario shows and what it does not.
 func tenantNote(r RunResult) string {
 	note := fmt.Sprintf("  What it shows: A's budget caps A at %.0f%% of the account RPM, so once A's cap binds the rest of\n"+
-		"  the account is left for B. What it does not: weighted fair sharing; B gets no reserved share, only\n"+
-		"  what A may not use; with A's backlog ahead of B in one FIFO queue, B is dequeued only once A's tasks are\n"+
-		"  held back by the cap (returned to the queue) or drained.\n", 100*TenantCapShare)
+		"  the account is left for B. With A's backlog ahead of B in one FIFO queue, B has no pending work (and\n"+
+		"  weighted fair sharing cannot favour it) until A's tasks are held back by the cap (returned to the\n"+
+		"  queue) or drained; fair-k3 shows fair sharing with the tenants' tasks interleaved.\n", 100*TenantCapShare)
 	if r.Tenants == nil {
 		return note
 	}
