@@ -113,22 +113,25 @@
 //
 // # Weighted fair sharing
 //
-// Whatever their budgets, tenants with pending work (they called Reserve
-// within FairActive; requests without a tenant are the tenant "") share
-// short headroom in proportion to their weights (TenantBudget.Weight,
-// default 1). The reserve script keeps a virtual time per tenant
-// (keys.FairVT): the account capacity its admitted requests used, in ms of
-// the binding rate, divided by its weight; keys.FairSeen holds when each
-// tenant last asked. A request that fits now is admitted whatever the
-// tenant's virtual time, so no capacity idles for a tenant that cannot use
-// its share. A request that would take a scheduled turn (Config.Schedule)
-// is refused with Decision.FairShare while its tenant is more than FairSlack
-// ahead of another tenant with pending work; the worker then returns the
-// task to asynq, freeing its slot. A tenant that (re)joins starts level
-// with the others, and one that asks but uses little falls at most
-// FairMaxLag behind, so nobody banks credit for idle time. A tenant held
-// back by its own budget does not count as pending. Config.NoFairShare
-// turns it off (first come, first served). Snapshot.Fair shows it.
+// Whatever their budgets, tenants with pending work (a request waiting for
+// a scheduled turn or asking again after a refusal, or one that did within
+// FairGrace; requests without a tenant are the tenant "") share short
+// headroom in proportion to their weights (TenantBudget.Weight, default 1).
+// The reserve script keeps a virtual time per tenant (keys.FairVT): the
+// account capacity its admitted requests used, in ms of the binding rate,
+// divided by its weight; keys.FairSeen holds until when each tenant has
+// pending work. A request that fits now is admitted whatever the tenant's
+// virtual time, so no capacity idles for a tenant that cannot use its
+// share. A request that would take a scheduled turn (Config.Schedule) is
+// refused with Decision.FairShare while its tenant is more than FairSlack
+// ahead of another tenant with pending work; the worker asks again after
+// the refusal's wait and returns the task to asynq after its MaxInlineWait.
+// A tenant whose pending work ended leaves both sets and starts level with
+// the others when it returns; one with pending work that uses little falls
+// at most FairMaxLag behind, so nobody banks credit for idle time. A tenant
+// held back by its own budget does not count as pending. Without scheduling
+// (Config.Schedule 0) or with Config.NoFairShare, headroom goes first come,
+// first served and the fair keys are not touched. Snapshot.Fair shows it.
 //
 // # Time
 //

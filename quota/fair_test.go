@@ -195,6 +195,11 @@ func TestFairSharingKeepsBudgets(t *testing.T) {
 	if total := c.requests + f.requests; total < 570 {
 		t.Errorf("admitted %d in 60 s (capped %d, free %d), want the account's 600 (-5%%)", total, c.requests, f.requests)
 	}
+	// The capped tenant waits for its own budget: it has no claim on the
+	// account's headroom, so the free tenant never yields to it.
+	if f.fairRefusals > 0 {
+		t.Errorf("free tenant refused %d times for fair share next to a tenant held back by its budget", f.fairRefusals)
+	}
 }
 
 func TestTenantWeightValidation(t *testing.T) {
@@ -244,15 +249,52 @@ func TestFairSnapshot(t *testing.T) {
 	if !a.Yielding() || a.Weight != 1 || b.Yielding() || b.Lead != 0 || b.Weight != 2 {
 		t.Fatalf("Snapshot.Fair = %+v, want A (weight 1) yielding ahead of B (weight 2, lead 0)", s.Fair)
 	}
-	// Past FairActive without asking, neither has pending work.
-	e.clk.Advance(FairActive + time.Second)
-	if s, err = e.l.Snapshot(e.ctx, e.acct); err != nil || len(s.Fair) != 0 {
-		t.Fatalf("Snapshot.Fair after %v idle = %+v (%v), want none", FairActive, s.Fair, err)
+	// B's pending work ends FairGrace after its request was sent (B's
+	// wait was 0): after that, A alone books scheduled turns again.
+	e.clk.Advance(FairGrace + time.Millisecond)
+	if s, err = e.l.Snapshot(e.ctx, e.acct); err != nil || len(s.Fair) != 1 || s.Fair[0].Tenant != "A" {
+		t.Fatalf("Snapshot.Fair after B's grace = %+v (%v), want A only", s.Fair, err)
 	}
-	// And A, alone now, is admitted again.
-	if d := e.reserveFor("A"); !d.OK {
-		t.Fatalf("A alone after B left: %+v", d)
+	scheduled := 0
+	for i := 0; i < 15; i++ { // the refilled bucket (10), then scheduled turns
+		d := e.reserveFor("A")
+		if !d.OK {
+			t.Fatalf("A alone after B's pending work ended: %+v", d)
+		}
+		if d.Wait > 0 {
+			scheduled++
+		}
 	}
+	if scheduled == 0 {
+		t.Fatal("A was never given a scheduled turn: the test did not reach the fair-share check")
+	}
+}
+
+// TestFairPending: what counts as pending work.
+func TestFairPending(t *testing.T) {
+	t.Run("a request refused for a long wait is pending", func(t *testing.T) {
+		// 60 RPM, 1 request of burst, turns booked up to 2 s ahead.
+		e := setupLimiter(t, Config{RPM: 60, Burst: time.Second, Schedule: 2 * time.Second})
+		for e.reserveFor("A").OK { // A books the bucket and 2 s of turns
+		}
+		d := e.reserveFor("B") // 3 s away: refused, but B waits for headroom
+		if d.OK || d.FairShare || d.Wait <= 2*time.Second {
+			t.Fatalf("B's request = %+v, want a plain refusal over the schedule", d)
+		}
+		s, err := e.l.Snapshot(e.ctx, e.acct)
+		if err != nil || len(s.Fair) != 2 || s.Fair[1].Tenant != "B" ||
+			s.Fair[1].PendingUntil.Before(e.clk.Now().Add(d.Wait)) {
+			t.Fatalf("Snapshot.Fair = %+v (%v), want B pending until at least its retry in %v", s.Fair, err, d.Wait)
+		}
+	})
+	t.Run("without scheduling there is no fair sharing", func(t *testing.T) {
+		e := setupLimiter(t, Config{RPM: 60, Burst: time.Second})
+		e.reserveFor("A")
+		e.reserveFor("B")
+		if n, err := e.rdb.Client.Exists(e.ctx, keys.FairSeen(e.acct), keys.FairVT(e.acct)).Result(); err != nil || n != 0 {
+			t.Errorf("fair-share keys written without Config.Schedule: %d (%v)", n, err)
+		}
+	})
 }
 
 func TestNoFairShare(t *testing.T) {

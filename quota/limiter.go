@@ -305,12 +305,12 @@ func New(rdb redis.Scripter, cfg Config) (*Limiter, error) {
 	return &Limiter{rdb: rdb, cfg: cfg}, nil
 }
 
-// fairActive is FairActive, or 0 (no fair sharing) with Config.NoFairShare.
-func (l *Limiter) fairActive() time.Duration {
+// fairGrace is FairGrace, or 0 (no fair sharing) with Config.NoFairShare.
+func (l *Limiter) fairGrace() time.Duration {
 	if l.cfg.NoFairShare {
 		return 0
 	}
-	return FairActive
+	return FairGrace
 }
 
 // date is the budget day of t: YYYY-MM-DD in the configured zone.
@@ -372,7 +372,7 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
-		l.fairActive().Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
+		l.fairGrace().Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
@@ -521,21 +521,26 @@ const TenantBurst = 5 * time.Second
 // refused with Decision.FairShare while its tenant is more than FairSlack
 // ahead of another tenant with pending work, so tenants that keep asking
 // get the short headroom in proportion to their weights, whatever their
-// number of workers or the size of their requests.
+// number of workers or the size of their requests (as long as a request
+// fits within Config.Schedule of the account's rate). Fair sharing decides
+// scheduled turns only: a Limiter without scheduling (Config.Schedule 0)
+// admits first come, first served.
 const (
-	// FairActive is how long after its last Reserve a tenant counts as
-	// having pending work. A tenant with a backlog asks far more often
-	// (each task asks when a worker takes it, a waiting task at least
-	// every worker MaxInlineWait); after a tenant's last ask, the others
-	// yield scheduled turns for this long, which costs some utilisation,
-	// so it is kept short.
-	FairActive = 3 * time.Second
+	// FairGrace is how long a tenant keeps counting as having pending work
+	// after its last request waiting for headroom (a scheduled turn or a
+	// refusal's wait) ends. It covers the time until a tenant with a
+	// backlog asks again: its worker's call and the next task's start. A
+	// tenant whose calls take longer, or that has no more work, drops out
+	// after it, and the others stop yielding to it.
+	FairGrace = 3 * time.Second
 	// FairSlack is how far ahead (in ms of account capacity, divided by
 	// weight) a tenant may run before it yields scheduled turns.
 	FairSlack = 500 * time.Millisecond
-	// FairMaxLag is how far behind the others a tenant that asks but uses
-	// little may fall: the most credit it can bank for a later burst. A
-	// tenant that (re)joins after FairActive starts level with the others.
+	// FairMaxLag is how far behind the others a tenant with pending work
+	// that uses little may fall: the most credit it can bank. It must be
+	// well over FairSlack, or a tenant that is behind would be raised to
+	// within the slack at each request and the others would never yield.
+	// A tenant whose pending work ended starts level with the others.
 	FairMaxLag = 2 * time.Second
 	// FairRetry is the shortest Wait of a FairShare refusal: a tenant that
 	// yields asks again no sooner, so its workers do not all ask the moment

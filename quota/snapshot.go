@@ -30,17 +30,19 @@ type Snapshot struct {
 	RampFraction float64
 	// Tenants are the account's tenants that have a budget, by name.
 	Tenants []TenantState
-	// Fair lists the tenants with pending work (they asked for headroom
-	// within FairActive), by name, with their place in weighted fair sharing.
+	// Fair lists the tenants with pending work (a request waiting for
+	// headroom, or one that did within FairGrace), by name, with their place
+	// in weighted fair sharing.
 	Fair      []FairState
 	UpdatedAt time.Time
 }
 
 // FairState is one tenant's place in weighted fair sharing (see FairSlack).
 type FairState struct {
-	Tenant  string    `json:"tenant"` // "" = requests without a tenant
-	Weight  int64     `json:"weight"`
-	LastAsk time.Time `json:"last_ask"`
+	Tenant string `json:"tenant"` // "" = requests without a tenant
+	Weight int64  `json:"weight"`
+	// PendingUntil is when its pending work ends unless it asks again.
+	PendingUntil time.Time `json:"pending_until"`
 	// Lead is how far the tenant is ahead of the tenant with pending work
 	// that is furthest behind, in account capacity divided by weight. Over
 	// FairSlack, the tenant yields its scheduled turns to the others.
@@ -81,7 +83,7 @@ type DailyState struct {
 	ResetAt                  time.Time // next midnight in Config.Location
 }
 
-// Snapshot reads account's quota state in one round trip.
+// Snapshot reads account's quota state (a few read-only scripts).
 func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error) {
 	if err := keys.ValidateAccount(account); err != nil {
 		return Snapshot{}, fmt.Errorf("quota: %w", err)
@@ -193,7 +195,7 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 // fairStates reads the tenants with pending work; ts gives the weights.
 func (l *Limiter) fairStates(ctx context.Context, account string, now time.Time, ts []TenantState) ([]FairState, error) {
 	res, err := fairStateScript.RunRO(ctx, l.rdb, []string{keys.FairSeen(account), keys.FairVT(account)},
-		now.Add(-FairActive).UnixMilli()).StringSlice()
+		now.UnixMilli()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("quota: fair share %s: %w", account, err)
 	}
@@ -205,12 +207,12 @@ func (l *Limiter) fairStates(ctx context.Context, account string, now time.Time,
 	var vts []float64
 	low := math.Inf(1)
 	for i := 0; i+2 < len(res); i += 3 {
-		ask, _ := strconv.ParseFloat(res[i+1], 64)
+		until, _ := strconv.ParseFloat(res[i+1], 64)
 		vt, err := strconv.ParseFloat(res[i+2], 64)
 		if err != nil {
-			continue // asked, but its virtual time is gone (expired)
+			continue // pending, but its virtual time is gone (expired)
 		}
-		out = append(out, FairState{Tenant: res[i], Weight: max(1, weight[res[i]]), LastAsk: time.UnixMilli(int64(ask))})
+		out = append(out, FairState{Tenant: res[i], Weight: max(1, weight[res[i]]), PendingUntil: time.UnixMilli(int64(until))})
 		vts = append(vts, vt)
 		low = min(low, vt)
 	}

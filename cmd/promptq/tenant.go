@@ -27,6 +27,7 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		"  promptq tenant set --account A --tenant T [--rpm N] [--tpm N] [--daily-requests N] [--weight N]\n"+
 		"  promptq tenant list --account A [--json]\n"+
 		"  promptq tenant delete --account A --tenant T\n"+
+		"set replaces the tenant's whole budget (a value left out is no budget of that kind).\n"+
 		"A tenant with a budget is held to it as well as to the account's limits. When the account's headroom is short,\n"+
 		"tenants with pending work share it in proportion to their weights (default 1; requests without a tenant count as one tenant).", stdout)
 	c.register(f, true)
@@ -61,11 +62,11 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			return fmt.Errorf("--tenant / PROMPTQ_TENANT: %v", err)
 		}
 	}
-	if action == "set" && (budget.RPM < 0 || budget.TPM < 0 || budget.DailyRequests < 0 || budget == quota.TenantBudget{}) {
-		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT, each >= 0")
+	if action == "set" && (budget.Weight < 0 || budget.Weight > quota.MaxTenantWeight) {
+		return fmt.Errorf("--weight / TENANT_WEIGHT: %d is out of range: must be between 0 (= 1) and %d", budget.Weight, quota.MaxTenantWeight)
 	}
-	if action == "set" && budget.Weight > quota.MaxTenantWeight {
-		return fmt.Errorf("--weight / TENANT_WEIGHT: %d is out of range: must be between 1 and %d", budget.Weight, quota.MaxTenantWeight)
+	if action == "set" && (budget.RPM < 0 || budget.TPM < 0 || budget.DailyRequests < 0 || budget.Weight < 0 || budget == quota.TenantBudget{}) {
+		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT, each >= 0")
 	}
 
 	rdb, _, err := c.connect(ctx)
@@ -125,11 +126,11 @@ func budgetStr(b quota.TenantBudget) string {
 	add(b.RPM, "rpm")
 	add(b.TPM, "tpm")
 	add(b.DailyRequests, "requests/day")
-	if b.Weight > 1 {
+	if b.Weight > 1 || s == "" {
 		if s != "" {
 			s += ", "
 		}
-		s += fmt.Sprintf("weight %d", b.Weight)
+		s += fmt.Sprintf("weight %d", max(1, b.Weight))
 	}
 	return s
 }
@@ -138,7 +139,7 @@ func budgetStr(b quota.TenantBudget) string {
 // weighted fair sharing, one line each.
 func printFair(w io.Writer, indent string, fs []quota.FairState) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, indent+"TENANT\tWEIGHT\tAHEAD BY\tLAST ASKED")
+	fmt.Fprintln(tw, indent+"TENANT\tWEIGHT\tAHEAD BY\tPENDING UNTIL")
 	for _, f := range fs {
 		name, state := f.Tenant, ""
 		if name == "" {
@@ -147,7 +148,7 @@ func printFair(w io.Writer, indent string, fs []quota.FairState) {
 		if f.Yielding() {
 			state = " (yielding scheduled turns)"
 		}
-		fmt.Fprintf(tw, "%s%s\t%d\t%v%s\t%s\n", indent, name, f.Weight, f.Lead.Round(time.Millisecond), state, f.LastAsk.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s%s\t%d\t%v%s\t%s\n", indent, name, f.Weight, f.Lead.Round(time.Millisecond), state, f.PendingUntil.Format(time.RFC3339Nano))
 	}
 	tw.Flush()
 }

@@ -19,10 +19,10 @@ func Tenants(acct string) string { return tag(acct) + "tenants" }
 // inside the account.
 func Tenant(acct, tenant string) string { return tag(acct) + "tenant:" + tenant }
 
-// FairSeen is the sorted set of the account's tenants that asked for
-// headroom (member = tenant name, "" for requests without one; score = ms
-// epoch of the last ask): the tenants with pending work, for weighted fair
-// sharing (quota/lua/reserve.lua).
+// FairSeen is the sorted set of the account's tenants with pending work
+// (member = tenant name, "" for requests without one; score = ms epoch
+// until which it has pending work), for weighted fair sharing
+// (quota/lua/reserve.lua).
 func FairSeen(acct string) string { return tag(acct) + "fair:seen" }
 
 // FairVT is the sorted set of the tenants' virtual times (member = tenant

@@ -375,6 +375,14 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// waitReason says why a refused reservation sends its task back to asynq.
+func waitReason(d quota.Decision) string {
+	if d.FairShare {
+		return "yielding to tenants behind their fair share"
+	}
+	return "waiting for quota headroom"
+}
+
 // admit waits for the gate and for quota headroom. It returns a reservation
 // and whether getting it took any wait (a scheduled turn or a retry), or an
 // error to hand back to asynq (a *backoff.Wait when the task should come
@@ -408,18 +416,17 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenan
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
-		case d.FairShare:
-			// Another tenant with pending work is behind its share: step
-			// aside at once, so this slot can take other work (possibly that
-			// tenant's) instead of holding it while waiting our turn.
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: "yielding to tenants behind their fair share"}
 		case d.Wait > h.cfg.MaxInlineWait:
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: "waiting for quota headroom"}
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: waitReason(d)}
 		}
-		// Wait out a short deficit here, then ask again, but never hold the
-		// task's slot longer than MaxInlineWait in all.
+		// Wait out a short deficit (or, with d.FairShare, other tenants'
+		// turns) here, then ask again, but never hold the task's slot
+		// longer than MaxInlineWait in all: then the task goes back to
+		// asynq and the slot takes other work, possibly the tenants that
+		// are behind. Giving a yielding task back at once would make the
+		// slot cycle through the tenant's backlog as fast as Redis answers.
 		if time.Since(started) > h.cfg.MaxInlineWait {
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: "waiting for quota headroom"}
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 		}
 		waited = true
 		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {

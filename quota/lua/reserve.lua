@@ -10,7 +10,7 @@
 -- KEYS[4] pause hash     promptq:{acct}:pause (read only; field until = ms epoch, 0 = indefinite)
 -- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
 -- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant> (levels; see bucket.lua)
--- KEYS[7] fair seen zset promptq:{acct}:fair:seen (tenant -> ms of its last ask)
+-- KEYS[7] fair pending  promptq:{acct}:fair:seen (tenant -> ms until which it has pending work)
 -- KEYS[8] fair vt zset   promptq:{acct}:fair:vt (tenant -> virtual time)
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
@@ -38,13 +38,15 @@
 -- ARGV[15] today's date, YYYY-MM-DD (the tenant's daily request count)
 -- ARGV[16] ms until the next budget day starts
 -- ARGV[17] tenant burst ms: capacity of a tenant's buckets, as refill time
--- ARGV[18] fair active ms: a tenant has pending work for this long after it
---          last asked (0 = no fair sharing: KEYS[7] and KEYS[8] are not touched)
+-- ARGV[18] fair grace ms: a tenant has pending work while it has a request
+--          waiting for a scheduled turn or asking again after a refusal,
+--          and this long after (0 = no fair sharing: KEYS[7] and KEYS[8]
+--          are not touched)
 -- ARGV[19] fair slack ms: how far (in ms of account capacity, divided by
 --          weight) a tenant may run ahead of another with pending work
 --          before it yields its scheduled turns
--- ARGV[20] fair max lag ms: how far behind the others a tenant may fall
---          (credit it can bank while it asks little)
+-- ARGV[20] fair max lag ms: how far behind the others a tenant with pending
+--          work may fall (credit it can bank while it uses little)
 -- ARGV[21] fair retry ms: the shortest wait a fair-share refusal returns, so
 --          the workers of a tenant that yields do not all ask again the
 --          moment the next unit of headroom is due
@@ -147,7 +149,7 @@ if tenant ~= '' then
   tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
 end
 t_wait = 0
-if tb and tb.capped then
+if tb then
   th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
   if tb.rpd > 0 and th[4] == ARGV[15] and (tonumber(th[5]) or 0) + rc > tb.rpd then
     return {1, tonumber(ARGV[16]), 1}
@@ -175,16 +177,21 @@ if tb and tb.capped then
   end
 end
 
--- fair_enter marks the request's tenant (ARGV[14]) as having pending work
--- and returns its virtual time, clamped so that it banks no credit for idle
--- time, and the lowest virtual time among the other tenants with pending
--- work (nil when there are none).
-local function fair_enter(active_ms, lag_ms)
+-- fair_enter drops the tenants whose pending work has ended (from both fair
+-- sets: one that returns starts level with the others) and returns the
+-- request's tenant's virtual time, the lowest virtual time among the other
+-- tenants with pending work (nil when none) and until when the request's
+-- tenant already counts as pending (nil when it does not). The virtual time
+-- is clamped so that no tenant banks credit: one that was not pending starts
+-- level with the others, one that was falls at most lag_ms behind.
+local function fair_enter(lag_ms)
   local tenant = ARGV[14]
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - active_ms)
-  local was_active = redis.call('ZSCORE', KEYS[7], tenant)
-  redis.call('ZADD', KEYS[7], now, tenant)
-  redis.call('PEXPIRE', KEYS[7], ARGV[11])
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', '(' .. now)
+  if #gone > 0 then
+    redis.call('ZREM', KEYS[7], unpack(gone))
+    redis.call('ZREM', KEYS[8], unpack(gone))
+  end
+  local pending = tonumber(redis.call('ZSCORE', KEYS[7], tenant))
   local vmin
   for _, o in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
     if o ~= tenant then
@@ -196,20 +203,27 @@ local function fair_enter(active_ms, lag_ms)
   end
   local vt = tonumber(redis.call('ZSCORE', KEYS[8], tenant))
   if vmin then
-    -- No credit for idle time: a tenant that (re)joins starts level with
-    -- the others; one that asks but uses little falls at most lag_ms behind.
     local floor = vmin
-    if was_active then
+    if pending then
       floor = vmin - lag_ms
     end
     if not vt or vt < floor then
       vt = floor
     end
   end
-  vt = vt or 0
+  return vt or 0, vmin, pending
+end
+
+-- fair_mark records that the request's tenant has pending work until ms
+-- (never shortening what it had) and its virtual time vt.
+local function fair_mark(pending, until_ms, vt)
+  local tenant = ARGV[14]
+  if not pending or until_ms > pending then
+    redis.call('ZADD', KEYS[7], until_ms, tenant)
+  end
   redis.call('ZADD', KEYS[8], fmt(vt), tenant)
+  redis.call('PEXPIRE', KEYS[7], ARGV[11])
   redis.call('PEXPIRE', KEYS[8], ARGV[11])
-  return vt, vmin
 end
 
 -- 5. weighted fair sharing between the tenants with pending work (start-time
@@ -217,28 +231,34 @@ end
 -- tenant ''. A tenant's virtual time grows, per admitted request, by the
 -- request's cost in ms of the account's capacity (its larger share of the
 -- request and the token rate) divided by the tenant's weight. A tenant has
--- pending work while it keeps asking (within fair active ms), except when
--- its own budget is what holds it back. When the account has headroom now
--- (wait 0) every tenant is admitted, so no capacity idles; when the request
--- would take a scheduled turn (wait > 0), a tenant more than the slack ahead
--- of another tenant with pending work yields: it is refused (reason 2) and
--- asks again later, leaving the turns to those behind it. fair active ms 0
--- turns fair sharing off (first come, first served).
+-- pending work while a request of its waits for a scheduled turn or asks
+-- again after a refusal, and fair grace ms after, unless its own budget is
+-- what holds it back. When the account has headroom now (wait 0) every
+-- tenant is admitted, so no capacity idles; when the request would take a
+-- scheduled turn (wait > 0), a tenant more than the slack ahead of another
+-- tenant with pending work yields: it is refused (reason 2) and asks again
+-- later, leaving the turns to those behind it. Fair sharing only decides
+-- scheduled turns, so it is off without scheduling (ARGV[13] 0), and when
+-- fair grace ms is 0.
 local budget_bound = tb and tb.capped and t_wait > 0 and t_wait >= wait
-local fair_active, fair_slack, fair_lag = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
+local fair_grace, fair_slack, fair_lag = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
+local fair = fair_grace > 0 and tonumber(ARGV[13]) > 0 and not budget_bound
 if wait > tonumber(ARGV[13]) then
-  if fair_active > 0 and not budget_bound then
-    fair_enter(fair_active, fair_lag)
+  if fair then
+    local vt, _, pending = fair_enter(fair_lag)
+    fair_mark(pending, now + wait + fair_grace, vt)
   end
   if budget_bound then
     return {1, wait, 1}
   end
   return {1, wait, 0}
 end
-if fair_active > 0 and not budget_bound then
-  local vt, vmin = fair_enter(fair_active, fair_lag)
+if fair then
+  local vt, vmin, pending = fair_enter(fair_lag)
   if wait > 0 and vmin and vt - vmin > fair_slack then
-    return {1, math.max(wait, tonumber(ARGV[21])), 2}
+    local retry = math.max(wait, tonumber(ARGV[21]))
+    fair_mark(pending, now + retry + fair_grace, vt)
+    return {1, retry, 2}
   end
   local cost_ms = 0
   if rl > 0 then
@@ -254,7 +274,7 @@ if fair_active > 0 and not budget_bound then
   if tb then
     weight = tb.weight
   end
-  redis.call('ZADD', KEYS[8], fmt(vt + cost_ms / weight), tenant)
+  fair_mark(pending, now + wait + fair_grace, vt + cost_ms / weight)
 end
 
 local fields = {'ts', math.max(ts, now)}
@@ -271,7 +291,7 @@ redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. (
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])
-if tb and tb.capped then
+if tb then
   local tf = {'ts', math.max(tts, now)}
   if t_rlvl then
     table.insert(tf, 'rlvl')

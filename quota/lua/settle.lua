@@ -191,7 +191,7 @@ end
 local tenant = ARGV[24]
 if removed == 1 and tenant ~= '' and mode ~= 'unknown' then
   local tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
-  if tb and tb.capped then
+  if tb then
     local th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
     local tts = tonumber(th[3]) or now
     local tel = math.max(0, now - tts)
