@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/provider"
@@ -89,6 +90,14 @@ type HandlerConfig struct {
 	// ManualPausePoll is how soon a task held by an indefinitely paused
 	// account is looked at again (default 5s).
 	ManualPausePoll time.Duration
+	// YieldsPerSecond bounds how many tasks per second this worker hands
+	// back to asynq at once after a fair-share refusal (quota.FairShare),
+	// so their slots take other work, possibly the tenant that is behind
+	// (default 10; Start sets the worker's concurrency: one per slot per
+	// second). Past it a yielding task waits in the handler like any
+	// short quota wait; without the bound a slot could cycle through the
+	// yielding tenant's backlog as fast as Redis answers.
+	YieldsPerSecond float64
 	// Estimator counts input tokens for reservations (default characters/4).
 	Estimator *tokens.Estimator
 	Clock     clock.Clock
@@ -111,7 +120,8 @@ type Handler struct {
 	lim      limiter
 	gate     gate
 	client   completer
-	conc     concurrency // nil unless adaptive concurrency is on
+	conc     concurrency   // nil unless adaptive concurrency is on
+	yields   *rate.Limiter // tasks handed back at once after a fair-share refusal
 	log      zerolog.Logger
 	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
 }
@@ -133,8 +143,12 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
+	if cfg.YieldsPerSecond <= 0 {
+		cfg.YieldsPerSecond = 10
+	}
 	log := cfg.Logger.With().Str("component", "handler").Logger()
 	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: log,
+		yields: rate.NewLimiter(rate.Limit(cfg.YieldsPerSecond), max(1, int(cfg.YieldsPerSecond))),
 		// Redis errors repeat for every task while Redis is down.
 		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 }
@@ -416,15 +430,19 @@ func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenan
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
+		case d.FairShare && h.yields.Allow():
+			// Another tenant with pending work is behind its share: step
+			// aside, so this slot can take other work, possibly that
+			// tenant's (tasks in one FIFO queue would otherwise reach the
+			// workers only in arrival order).
+			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 		case d.Wait > h.cfg.MaxInlineWait:
 			return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: waitReason(d)}
 		}
-		// Wait out a short deficit (or, with d.FairShare, other tenants'
-		// turns) here, then ask again, but never hold the task's slot
-		// longer than MaxInlineWait in all: then the task goes back to
-		// asynq and the slot takes other work, possibly the tenants that
-		// are behind. Giving a yielding task back at once would make the
-		// slot cycle through the tenant's backlog as fast as Redis answers.
+		// Wait out a short deficit (or, past YieldsPerSecond, other
+		// tenants' turns) here, then ask again, but never hold the task's
+		// slot longer than MaxInlineWait in all: then the task goes back to
+		// asynq and the slot takes other work.
 		if time.Since(started) > h.cfg.MaxInlineWait {
 			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 		}

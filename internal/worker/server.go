@@ -58,6 +58,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		cfg.Queues = QueuesDefault
 	}
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
+	cfg.Handler.YieldsPerSecond = cmp.Or(cfg.Handler.YieldsPerSecond, float64(cfg.Concurrency))
 	cfg.DelayedTaskCheckInterval = cmp.Or(cfg.DelayedTaskCheckInterval, 500*time.Millisecond)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
 	if cfg.Handler.Clock == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/quota/backoff"
@@ -79,6 +81,7 @@ func TestHandlerYieldsFairShare(t *testing.T) {
 	}
 	f.h.lim = lim
 	f.h.cfg.MaxInlineWait = time.Second
+	f.h.yields = rate.NewLimiter(0.01, 1)
 	cost := quota.Cost{Requests: 1, Tokens: 10}
 	// B asks once; A takes the rest of the bucket and is then far ahead of
 	// B, which has pending work: A's next scheduled turn is refused.
@@ -94,14 +97,21 @@ func TestHandlerYieldsFairShare(t *testing.T) {
 			break
 		}
 	}
-	// A's task yields too, but waits in the handler and asks again: by
-	// then the bucket has refilled and a request that fits now is admitted
-	// whatever its tenant's share, so the task goes out without returning
-	// to asynq. (Handing a yielding task back at once would let a slot
-	// cycle through the tenant's backlog as fast as Redis answers.)
+	// A's task yields too: handed back to asynq at once, so the slot can
+	// take other work.
+	err = f.h.ProcessTask(ctx, task(`{"model":"m","input":"one","max_output_tokens":32,"tenant":"A"}`))
+	var w *backoff.Wait
+	if !errors.As(err, &w) || backoff.IsFailure(err) || !strings.Contains(w.Reason, "fair share") || w.Delay < time.Second {
+		t.Fatalf("A's task while ahead of its fair share = %v, want it handed back to asynq (no failure, delay >= 1s)", err)
+	}
+	// Past YieldsPerSecond (here 1 per 100 s, used up above) a yielding
+	// task waits in the handler and asks again: by then the bucket has
+	// refilled, a request that fits now is admitted whatever its tenant's
+	// share, and the task goes out. Without the bound a slot could cycle
+	// through the tenant's backlog as fast as Redis answers.
 	started := time.Now()
-	if err := f.h.ProcessTask(ctx, task(`{"model":"m","input":"one","max_output_tokens":32,"tenant":"A"}`)); err != nil {
-		t.Fatalf("A's task = %v, want it sent after an inline wait", err)
+	if err := f.h.ProcessTask(ctx, task(`{"model":"m","input":"two","max_output_tokens":32,"tenant":"A"}`)); err != nil {
+		t.Fatalf("A's task past the yield budget = %v, want it sent after an inline wait", err)
 	}
 	if took := time.Since(started); took < quota.FairRetry {
 		t.Errorf("A's task went out after %v, before the fair-share refusal's wait (%v)", took, quota.FairRetry)
