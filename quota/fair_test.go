@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -308,5 +309,33 @@ func TestNoFairShare(t *testing.T) {
 	}
 	if n, err := e.rdb.Client.Exists(e.ctx, keys.FairSeen(e.acct), keys.FairVT(e.acct)).Result(); err != nil || n != 0 {
 		t.Errorf("fair-share keys written with NoFairShare: %d (%v)", n, err)
+	}
+}
+
+func TestTenantBudgetValidate(t *testing.T) {
+	for _, tt := range []struct {
+		b     TenantBudget
+		field string // "" = valid, "-" = the empty budget
+	}{
+		{TenantBudget{RPM: 60}, ""},
+		{TenantBudget{Weight: MaxTenantWeight}, ""},
+		{TenantBudget{}, "-"},
+		{TenantBudget{RPM: -1}, "rpm"},
+		{TenantBudget{TPM: -1, Weight: 2}, "tpm"},
+		{TenantBudget{DailyRequests: -5}, "daily_requests"},
+		{TenantBudget{RPM: 60, Weight: -1}, "weight"},
+		{TenantBudget{Weight: MaxTenantWeight + 1}, "weight"},
+	} {
+		err := tt.b.Validate()
+		var be *BudgetError
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("%+v: %v, want valid", tt.b, err)
+		case tt.field == "":
+		case !errors.As(err, &be):
+			t.Errorf("%+v: %v, want a *BudgetError", tt.b, err)
+		case tt.field == "-" && be.Field != "", tt.field != "-" && be.Field != tt.field:
+			t.Errorf("%+v: field %q, want %q", tt.b, be.Field, tt.field)
+		}
 	}
 }

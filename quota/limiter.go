@@ -243,6 +243,34 @@ type TenantBudget struct {
 // MaxTenantWeight is the largest TenantBudget.Weight.
 const MaxTenantWeight = 1000
 
+// BudgetError is a TenantBudget that Validate refuses. Field is the JSON
+// name of the offending field ("" when the budget as a whole is empty).
+type BudgetError struct {
+	Field, Msg string
+}
+
+func (e *BudgetError) Error() string { return "quota: tenant budget: " + e.Msg }
+
+// Validate checks b: no negative value, Weight at most MaxTenantWeight, and
+// at least one value set. It returns a *BudgetError.
+func (b TenantBudget) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"rpm", b.RPM}, {"tpm", b.TPM}, {"daily_requests", b.DailyRequests}} {
+		if f.v < 0 {
+			return &BudgetError{f.name, fmt.Sprintf("%s %d: must be >= 0 (0 = no such budget)", f.name, f.v)}
+		}
+	}
+	if b.Weight < 0 || b.Weight > MaxTenantWeight {
+		return &BudgetError{"weight", fmt.Sprintf("weight %d: must be between 0 (= 1) and %d", b.Weight, MaxTenantWeight)}
+	}
+	if b == (TenantBudget{}) {
+		return &BudgetError{"", "empty budget: set at least one of rpm, tpm, daily_requests, weight (or delete the tenant)"}
+	}
+	return nil
+}
+
 // ErrCostExceedsLimit is returned by Reserve for a cost that can never fit:
 // more tokens (or requests) than the bucket holds when full.
 var ErrCostExceedsLimit = errors.New("quota: request cost exceeds the account's limit")
@@ -552,14 +580,8 @@ const (
 // takes effect at the next Reserve on any worker; the tenant's use so far
 // is kept, so lowering a budget holds back a tenant that already used more.
 func (l *Limiter) SetTenantBudget(ctx context.Context, account, tenant string, b TenantBudget) error {
-	if b.RPM < 0 || b.TPM < 0 || b.DailyRequests < 0 {
-		return fmt.Errorf("quota: tenant budget %+v: values must be >= 0 (0 = none)", b)
-	}
-	if b.Weight < 0 || b.Weight > MaxTenantWeight {
-		return fmt.Errorf("quota: tenant weight %d: must be between 0 (= 1) and %d", b.Weight, MaxTenantWeight)
-	}
-	if b == (TenantBudget{}) {
-		return errors.New("quota: tenant budget: set at least one of RPM, TPM, DailyRequests, Weight (or delete the tenant)")
+	if err := b.Validate(); err != nil {
+		return err
 	}
 	raw, err := json.Marshal(b)
 	if err != nil {

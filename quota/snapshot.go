@@ -201,7 +201,7 @@ func (l *Limiter) fairStates(ctx context.Context, account string, now time.Time,
 	}
 	weight := map[string]int64{}
 	for _, t := range ts {
-		weight[t.Tenant] = max(1, t.Budget.Weight)
+		weight[t.Tenant] = t.Budget.Weight
 	}
 	var out []FairState
 	var vts []float64

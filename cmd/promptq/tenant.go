@@ -62,11 +62,12 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			return fmt.Errorf("--tenant / PROMPTQ_TENANT: %v", err)
 		}
 	}
-	if action == "set" && (budget.Weight < 0 || budget.Weight > quota.MaxTenantWeight) {
-		return fmt.Errorf("--weight / TENANT_WEIGHT: %d is out of range: must be between 0 (= 1) and %d", budget.Weight, quota.MaxTenantWeight)
-	}
-	if action == "set" && (budget.RPM < 0 || budget.TPM < 0 || budget.DailyRequests < 0 || budget.Weight < 0 || budget == quota.TenantBudget{}) {
-		return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT, each >= 0")
+	var be *quota.BudgetError
+	if err := budget.Validate(); action == "set" && errors.As(err, &be) {
+		if be.Field == "" {
+			return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT")
+		}
+		return fmt.Errorf("%s: %s", budgetFlags[be.Field], be.Msg)
 	}
 
 	rdb, _, err := c.connect(ctx)
@@ -110,6 +111,15 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		printTenants(stdout, "", ts)
 	}
 	return nil
+}
+
+// budgetFlags names the flag and env variable of each TenantBudget field
+// (quota.BudgetError.Field).
+var budgetFlags = map[string]string{
+	"rpm":            "--rpm / TENANT_RPM",
+	"tpm":            "--tpm / TENANT_TPM",
+	"daily_requests": "--daily-requests / TENANT_DAILY_REQUESTS",
+	"weight":         "--weight / TENANT_WEIGHT",
 }
 
 // budgetStr renders a budget for humans: "60 rpm, 1000 requests/day".

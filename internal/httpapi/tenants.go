@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -58,8 +60,9 @@ func (s *Server) handleSetTenant(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &b) {
 		return
 	}
-	if msg, field := validateBudget(b); msg != "" {
-		writeError(w, http.StatusBadRequest, msg, field)
+	var be *quota.BudgetError
+	if err := b.Validate(); errors.As(err, &be) {
+		writeError(w, http.StatusBadRequest, be.Msg, cmp.Or(be.Field, "body"))
 		return
 	}
 	acct, ok := s.oneAccount(w, r)
@@ -96,26 +99,6 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info().Str("account", acct).Str("tenant", tenant).Bool("existed", existed).Msg("tenant budget deleted through the API")
 	writeJSON(w, http.StatusOK, DeleteTenantResponse{Account: acct, Tenant: tenant, Deleted: existed})
-}
-
-// validateBudget checks b as quota.Limiter.SetTenantBudget does, but names
-// the offending JSON field. It returns "" when b is valid.
-func validateBudget(b quota.TenantBudget) (msg, field string) {
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{{"rpm", b.RPM}, {"tpm", b.TPM}, {"daily_requests", b.DailyRequests}} {
-		if f.v < 0 {
-			return fmt.Sprintf("%s %d: must be >= 0 (0 = no such budget)", f.name, f.v), f.name
-		}
-	}
-	if b.Weight < 0 || b.Weight > quota.MaxTenantWeight {
-		return fmt.Sprintf("weight %d: must be between 0 (= 1) and %d", b.Weight, quota.MaxTenantWeight), "weight"
-	}
-	if b == (quota.TenantBudget{}) {
-		return "empty budget: give at least one of rpm, tpm, daily_requests, weight above 0 (or DELETE the tenant)", "body"
-	}
-	return "", ""
 }
 
 // oneAccount returns the account named by the "account" query parameter

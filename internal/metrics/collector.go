@@ -102,7 +102,7 @@ var (
 		"Requests a tenant with a budget used today, including reservations in flight.",
 		[]string{"account", "tenant"}, nil)
 	tenantPendingDesc = prometheus.NewDesc("promptq_tenant_pending",
-		"1 for each tenant with pending work (asked for headroom recently); tenant \"(none)\" = requests without a tenant.",
+		"1 for each tenant with pending work (a request waiting for headroom now or within quota.FairGrace); tenant \"(none)\" = requests without a tenant.",
 		[]string{"account", "tenant"}, nil)
 	tenantFairLeadDesc = prometheus.NewDesc("promptq_tenant_fair_lead_seconds",
 		"How far a tenant with pending work is ahead of the one furthest behind in weighted fair sharing (account capacity / weight); tenant \"(none)\" = requests without a tenant.",
