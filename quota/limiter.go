@@ -167,6 +167,21 @@ type Usage struct {
 // total is TotalTokens, or input+output when the provider left it out.
 func (u Usage) total() int64 { return max(u.TotalTokens, u.InputTokens+u.OutputTokens) }
 
+// Input is what is known of a request's input before it is sent: the two
+// bases from which the limiter estimates the input tokens the provider will
+// charge (see ReserveRequest).
+type Input struct {
+	// Chars is ceil(characters/4) of everything sent (instructions and every
+	// message), plus framing per message: OpenAI's documented estimate.
+	Chars int64
+	// Tokens is the model's tokenizer count of the same, plus framing per
+	// message; 0 when no tokenizer is known for the model.
+	Tokens int64
+}
+
+// Initial is the estimate before anything is learned: the larger basis.
+func (in Input) Initial() int64 { return max(in.Chars, in.Tokens) }
+
 // Reservation is an admitted request's claim on the buckets. Pass it to
 // exactly one of Settle or Refund when the provider has answered.
 type Reservation struct {
@@ -176,16 +191,29 @@ type Reservation struct {
 	Cost           Cost
 	At             time.Time // when it may be sent: admission time plus any scheduled wait (ms precision)
 	EstimatedInput int64     // input tokens estimated before the call (0 = no estimate)
+	Input          Input     // the bases of the estimate (ReserveRequest), for calibration
+}
+
+// sentMember is the reservation's entry in the sent set (calib.lua):
+// id:chars:tokens:max_output.
+func (r Reservation) sentMember() string {
+	in := r.Input
+	if in == (Input{}) {
+		in = Input{Chars: r.EstimatedInput, Tokens: r.EstimatedInput}
+	}
+	return r.ID + ":" + strconv.FormatInt(in.Chars, 10) + ":" + strconv.FormatInt(max(in.Tokens, 0), 10) + ":" +
+		strconv.FormatInt(max(0, r.Cost.Tokens-r.EstimatedInput), 10)
 }
 
 // member is the reservation's entry in the in-flight set: id:requests:tokens:at_ms.
 func (r Reservation) member() string {
-	return r.memberPrefix() + ":" + strconv.FormatInt(r.At.UnixMilli(), 10)
+	return r.memberPrefix() + ":" + strconv.FormatInt(r.Cost.Tokens, 10) + ":" + strconv.FormatInt(r.At.UnixMilli(), 10)
 }
 
-// memberPrefix is the member without its time, which reserve.lua appends.
+// memberPrefix is the member without its token cost and time, which
+// reserve.lua appends.
 func (r Reservation) memberPrefix() string {
-	return r.ID + ":" + strconv.FormatInt(r.Cost.Requests, 10) + ":" + strconv.FormatInt(r.Cost.Tokens, 10)
+	return r.ID + ":" + strconv.FormatInt(r.Cost.Requests, 10)
 }
 
 // Decision is Reserve's answer.
@@ -302,9 +330,16 @@ var tenantStateLua string
 //go:embed lua/fair_state.lua
 var fairStateLua string
 
+//go:embed lua/calib.lua
+var calibLua string
+
+//go:embed lua/estimate.lua
+var estimateLua string
+
 var (
-	reserveScript     = redis.NewScript(bucketLua + reserveLua)
-	settleScript      = redis.NewScript(bucketLua + settleLua)
+	reserveScript     = redis.NewScript(bucketLua + calibLua + reserveLua)
+	settleScript      = redis.NewScript(bucketLua + calibLua + settleLua)
+	estimateScript    = redis.NewScript(calibLua + estimateLua)
 	snapshotScript    = redis.NewScript(snapshotLua)
 	throttleScript    = redis.NewScript(throttleLua)
 	slowdownScript    = redis.NewScript(bucketLua + slowdownLua)
@@ -365,6 +400,36 @@ func (l *Limiter) dailyStop(budget int64) int64 {
 // it to correct the token debit and to measure the estimator.
 // Options (WithTenant) vary the call.
 func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estimatedInput int64, opts ...ReserveOption) (Decision, error) {
+	return l.reserve(ctx, account, cost, estimatedInput, nil, opts)
+}
+
+// ReserveRequest asks to send one request for account now, whose token cost
+// the limiter estimates: the input the provider is likely to charge, from in
+// and what the account's calibration learned of the provider's accounting
+// (see "Cost calibration" in the package doc), plus maxOutput, the output
+// allowance the provider counts at admission. The Decision's Reservation
+// carries the cost reserved.
+func (l *Limiter) ReserveRequest(ctx context.Context, account string, in Input, maxOutput int64, opts ...ReserveOption) (Decision, error) {
+	if in.Chars < 0 || in.Tokens < 0 || maxOutput < 0 {
+		return Decision{}, fmt.Errorf("quota: negative input %+v / max output %d", in, maxOutput)
+	}
+	return l.reserve(ctx, account, Cost{Requests: 1, Tokens: maxOutput}, 0, &in, opts)
+}
+
+// Estimate returns the input tokens ReserveRequest would reserve for in now,
+// under what the account's calibration has learned so far.
+func (l *Limiter) Estimate(ctx context.Context, account string, in Input) (int64, error) {
+	if err := keys.ValidateAccount(account); err != nil {
+		return 0, fmt.Errorf("quota: %w", err)
+	}
+	n, err := estimateScript.RunRO(ctx, l.rdb, []string{keys.Calib(account)}, in.Chars, in.Tokens).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("quota: estimate %s: %w", account, err)
+	}
+	return n, nil
+}
+
+func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estimatedInput int64, in *Input, opts []ReserveOption) (Decision, error) {
 	if err := keys.ValidateAccount(account); err != nil {
 		return Decision{}, fmt.Errorf("quota: %w", err)
 	}
@@ -393,14 +458,21 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 		At:             time.UnixMilli(now.UnixMilli()),
 		EstimatedInput: estimatedInput,
 	}
+	inChars, inTokens := int64(-1), estimatedInput
+	if in != nil {
+		r.Input = *in
+		inChars, inTokens = in.Chars, in.Tokens
+	}
 	res, err := reserveScript.Run(ctx, l.rdb,
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account),
-			keys.Tenants(account), keys.Tenant(account, o.tenant), keys.FairSeen(account), keys.FairVT(account)},
+			keys.Tenants(account), keys.Tenant(account, o.tenant), keys.FairSeen(account), keys.FairVT(account),
+			keys.Calib(account), keys.Sent(account)},
 		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
 		l.fairGrace().Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
+		inChars, inTokens, cost.Tokens,
 	).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
@@ -411,6 +483,9 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 	switch res[0] {
 	case 0:
 		r.At = time.UnixMilli(now.UnixMilli() + res[1]) // the send time, as the script recorded it
+		if len(res) >= 4 {
+			r.Cost.Tokens, r.EstimatedInput = res[2], res[3]
+		}
 		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
 	case 1:
 		reason := int64(0)
@@ -447,6 +522,10 @@ func (l *Limiter) Reserve(ctx context.Context, account string, cost Cost, estima
 // Settling twice, or after the reservation expired, changes nothing but the
 // header sync.
 func (l *Limiter) Settle(ctx context.Context, r Reservation, info HeaderInfo, usage *Usage) error {
+	if usage != nil && (usage.InputTokens < 0 || usage.OutputTokens < 0 || usage.TotalTokens < 0) {
+		// Garbage from the provider: keep the debit, count it, learn nothing.
+		return l.settleBad(ctx, "unknown", r, info, 0, 0, 0, true)
+	}
 	if usage == nil {
 		return l.settle(ctx, "unknown", r, info, 0, 0, 0)
 	}
@@ -473,6 +552,11 @@ func (l *Limiter) Refund(ctx context.Context, r Reservation, info HeaderInfo) er
 }
 
 func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info HeaderInfo, charged, total, input int64) error {
+	return l.settleBad(ctx, mode, r, info, charged, total, input, false)
+}
+
+// settleBad is settle; bad says the caller refused an absurd signal.
+func (l *Limiter) settleBad(ctx context.Context, mode string, r Reservation, info HeaderInfo, charged, total, input int64, bad bool) error {
 	if err := keys.ValidateAccount(r.Account); err != nil {
 		return fmt.Errorf("quota: %w", err)
 	}
@@ -482,7 +566,7 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 	now := l.cfg.Clock.Now()
 	err := settleScript.Run(ctx, l.rdb,
 		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account),
-			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant)},
+			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant), keys.Calib(r.Account), keys.Sent(r.Account)},
 		now.UnixMilli(), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
 		charged, total, r.EstimatedInput, input,
 		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
@@ -491,6 +575,7 @@ func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info H
 		inferLimit(info.Requests), inferLimit(info.Tokens),
 		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
 		ReorderWindow.Milliseconds(), r.Tenant, l.date(r.At), TenantBurst.Milliseconds(),
+		r.sentMember(), boolArg(bad),
 	).Err()
 	if err != nil {
 		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
@@ -639,4 +724,11 @@ func newID() (string, error) {
 		return "", fmt.Errorf("quota: reservation id: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+func boolArg(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -567,13 +568,23 @@ type simProvider struct {
 	charged   float64 // tokens admitted in total
 	admitted  int
 	throttled int
+	tokCap    float64 // token bucket capacity (0 = tpm, a full minute)
 }
 
 func (p *simProvider) refill(now time.Time) {
 	dt := now.Sub(p.last).Seconds()
 	p.last = now
 	p.req = min(p.rpm, p.req+dt*p.rpm/60)
-	p.tok = min(p.tpm, p.tok+dt*p.tpm/60)
+	p.tok = min(cmp.Or(p.tokCap, p.tpm), p.tok+dt*p.tpm/60)
+}
+
+// admitTokens is admit on the token bucket alone, with the headers of a
+// provider without a request limit: limit, remaining and reset of tokens.
+func (p *simProvider) admitTokens(now time.Time, tokens float64) (bool, HeaderInfo) {
+	ok, _ := p.admit(now, tokens)
+	info := hi(-1, -1, int64(p.tpm), int64(math.Floor(p.tok)))
+	info.Tokens.Reset = time.Duration((cmp.Or(p.tokCap, p.tpm) - p.tok) / (p.tpm / 60) * float64(time.Second)).Round(time.Millisecond)
+	return ok, info
 }
 
 // admit charges tokens if both buckets hold enough and returns the headers

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/promptq/promptq/internal/keys"
@@ -24,6 +25,8 @@ type Snapshot struct {
 	EstimateMeanAbsErr float64 // mean |estimated - actual| input tokens
 	EstimateBias       float64 // mean (estimated - actual) / actual; > 0 overestimates
 	Throttled          int64   // 429s recorded with RecordThrottle
+	// Calibration is what the limiter learned of how the provider charges.
+	Calibration Calibration
 	// RampFraction is the share of its limits the account may use after a
 	// slow_down (see Limiter.SlowDown); 1 when no ramp is in force. The
 	// bucket limits above already include it.
@@ -36,6 +39,37 @@ type Snapshot struct {
 	Fair      []FairState
 	UpdatedAt time.Time
 }
+
+// Calibration is what the limiter learned of how the provider counts a
+// request's input (see "Cost calibration" in the package doc).
+type Calibration struct {
+	// Source is where the samples came from: "headers" (remaining tokens
+	// between responses), "usage" (a provider without rate-limit headers)
+	// or "" (nothing learned yet: the larger basis is reserved).
+	Source string
+	// Basis is the estimate's basis in force: "chars" (characters/4 plus
+	// framing), "tokens" (the tokenizer's count plus framing) or "" (none
+	// yet: the larger of the two).
+	Basis string
+	// Factor multiplies the basis: the upper quantile of the charge/basis
+	// ratios in the ring (0 = none yet).
+	Factor float64
+	// Spread is the ring's (q90 - q10) / median on the basis in force: how
+	// well the basis predicts the charge (0 = exactly).
+	Spread float64
+	// Ring is how many samples the ring holds now (at most CalibrationRing);
+	// Samples how many were taken in all.
+	Ring, Samples int64
+	// Bad counts accounting signals refused as absurd (remaining above the
+	// limit, a charge far above the estimate, negative usage); Missing
+	// counts responses without a remaining-tokens figure. Neither moves the
+	// estimate or raises a level.
+	Bad, Missing int64
+}
+
+// CalibrationRing is how many recent samples the calibration keeps (the
+// CAL_RING of lua/calib.lua).
+const CalibrationRing = 24
 
 // FairState is one tenant's place in weighted fair sharing (see FairSlack).
 type FairState struct {
@@ -91,16 +125,17 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 	now := l.cfg.Clock.Now()
 	date := l.date(now)
 	res, err := snapshotScript.RunRO(ctx, l.rdb,
-		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, date), keys.Stats(account)},
+		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, date), keys.Stats(account), keys.Calib(account)},
 		now.UnixMilli()).Slice()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("quota: snapshot %s: %w", account, err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return Snapshot{}, fmt.Errorf("quota: snapshot %s: unexpected reply", account)
 	}
 	lim, day, stats := pairs(res[0]), pairs(res[1]), pairs(res[2])
 	inflight, _ := res[3].(int64)
+	cal := pairs(res[4])
 
 	s := Snapshot{
 		Account:  account,
@@ -118,6 +153,7 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 		Throttled:       int64(num(stats, "throttled")),
 		UpdatedAt:       now,
 	}
+	s.Calibration = calibration(cal)
 	if s.EstimateSamples > 0 {
 		s.EstimateMeanAbsErr = num(stats, "est_abs") / float64(s.EstimateSamples)
 		s.EstimateBias = num(stats, "est_rel") / float64(s.EstimateSamples)
@@ -287,6 +323,22 @@ func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapse
 		ResetIn:   time.Duration(resetMs) * time.Millisecond,
 		Source:    source,
 	}
+}
+
+// calibration reads the calib hash (fields: see lua/calib.lua).
+func calibration(h map[string]string) Calibration {
+	c := Calibration{Source: h["src"], Samples: int64(num(h, "n")), Bad: int64(num(h, "bad")), Missing: int64(num(h, "missing"))}
+	ring := "rc"
+	switch h["basis"] {
+	case "c":
+		c.Basis, c.Factor, c.Spread = "chars", num(h, "kc"), num(h, "sc")
+	case "t":
+		c.Basis, c.Factor, c.Spread, ring = "tokens", num(h, "kt"), num(h, "st"), "rt"
+	}
+	if r := h[ring]; r != "" {
+		c.Ring = int64(strings.Count(r, ",") + 1)
+	}
+	return c
 }
 
 // pairs turns an HGETALL reply into a map.

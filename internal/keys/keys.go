@@ -49,3 +49,12 @@ func Stats(acct string) string { return tag(acct) + "stats" }
 // Accounts is the set of every account that has run a worker. It is read by
 // admin commands only, never by a script, so it needs no hash tag.
 func Accounts() string { return Prefix + "accounts" }
+
+// Calib is the hash of an account's cost calibration: what the provider
+// charges per request, learned from its headers and usage.
+func Calib(acct string) string { return tag(acct) + "calib" }
+
+// Sent is the sorted set of requests sent recently (member =
+// id:chars:tokens:max_output, score = send time in ms), which the
+// calibration matches against the provider's remaining figures.
+func Sent(acct string) string { return tag(acct) + "sent" }

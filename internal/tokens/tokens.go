@@ -87,6 +87,24 @@ func (e *Estimator) Count(model string, texts ...string) (n int64, exact bool) {
 	return n, exact
 }
 
+// Bases returns the two bases of a request's input estimate for texts sent
+// to model as messages (see quota.Input): chars is ceil(characters/4) of all
+// texts plus PerMessage each (OpenAI's documented rate-limit estimate), toks
+// the tokenizer count plus PerMessage each, or 0 when e has no tokenizer for
+// model (or a text is too large to tokenize).
+func (e *Estimator) Bases(model string, texts ...string) (chars, toks int64) {
+	var runes int64
+	for _, t := range texts {
+		runes += int64(utf8.RuneCountInString(t))
+	}
+	framing := int64(PerMessage * len(texts))
+	chars = (runes+3)/4 + framing
+	if n, exact := e.Count(model, texts...); exact {
+		toks = n
+	}
+	return chars, toks
+}
+
 func (e *Estimator) encoder(model string) *tiktoken.Tiktoken {
 	if e.mode == ModeChars {
 		return nil

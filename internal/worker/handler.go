@@ -29,7 +29,7 @@ import (
 
 // limiter is the part of *quota.Limiter the handler uses.
 type limiter interface {
-	Reserve(ctx context.Context, account string, cost quota.Cost, estimatedInput int64, opts ...quota.ReserveOption) (quota.Decision, error)
+	ReserveRequest(ctx context.Context, account string, in quota.Input, maxOutput int64, opts ...quota.ReserveOption) (quota.Decision, error)
 	Settle(ctx context.Context, r quota.Reservation, info quota.HeaderInfo, usage *quota.Usage) error
 	Refund(ctx context.Context, r quota.Reservation, info quota.HeaderInfo) error
 	RecordThrottle(ctx context.Context, account string) error
@@ -153,11 +153,12 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 }
 
-// EstimateInputTokens is the token estimate reserved for a payload's input:
-// est's count (the model's tokenizer where known, else characters/4) of the
-// instructions and each message, plus framing per message. A nil est counts
-// characters/4.
-func EstimateInputTokens(est *tokens.Estimator, p *tasks.Payload) int64 {
+// EstimateInput is what is known of a payload's input before it is sent:
+// ceil(characters/4) and est's tokenizer count (0 when est has none for the
+// model) of the instructions and each message, plus framing per message.
+// The limiter turns it into the tokens it reserves (quota.Input). A nil est
+// counts characters only.
+func EstimateInput(est *tokens.Estimator, p *tasks.Payload) quota.Input {
 	if est == nil {
 		est = charsEstimator
 	}
@@ -171,8 +172,8 @@ func EstimateInputTokens(est *tokens.Estimator, p *tasks.Payload) int64 {
 	for _, m := range p.Input.Messages {
 		texts = append(texts, m.Content)
 	}
-	n, _ := est.Count(p.Model, texts...)
-	return n
+	chars, toks := est.Bases(p.Model, texts...)
+	return quota.Input{Chars: chars, Tokens: toks}
 }
 
 var charsEstimator = tokens.NewEstimator(tokens.ModeChars)
@@ -197,7 +198,8 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		return fmt.Errorf("%s: %w", msg, asynq.SkipRetry)
 	}
 	started := h.cfg.Clock.Now()
-	estIn := EstimateInputTokens(h.cfg.Estimator, p)
+	input := EstimateInput(h.cfg.Estimator, p)
+	estIn := input.Initial() // replaced by the calibrated estimate once admitted
 	maxOut := p.MaxOutputTokens
 	if maxOut <= 0 {
 		maxOut = h.cfg.DefaultMaxOutputTokens
@@ -224,7 +226,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 
 	var res quota.Reservation
 	if h.cfg.QuotaControl {
-		r, waited, werr := h.admit(ctx, quota.Cost{Requests: 1, Tokens: estIn + maxOut}, estIn, p.Tenant)
+		r, waited, werr := h.admit(ctx, input, maxOut, p.Tenant)
 		var be *backoff.Error
 		if errors.Is(werr, asynq.SkipRetry) && errors.As(werr, &be) {
 			// Refused before any call (the cost can never fit): keep why.
@@ -236,6 +238,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			return werr
 		}
 		res, ample = r, !waited
+		estIn = res.EstimatedInput
 	}
 
 	req := provider.Request{
@@ -402,18 +405,18 @@ func waitReason(d quota.Decision) string {
 // error to hand back to asynq (a *backoff.Wait when the task should come
 // back later without counting as a failure). tenant ("" = none) is the
 // task's producer, held to its budget if it has one.
-func (h *Handler) admit(ctx context.Context, cost quota.Cost, estIn int64, tenant string) (quota.Reservation, bool, error) {
+func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, tenant string) (quota.Reservation, bool, error) {
 	waited := false
 	started := time.Now()
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
 			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
 		}
-		d, err := h.lim.Reserve(ctx, h.cfg.Account, cost, estIn, quota.WithTenant(tenant))
+		d, err := h.lim.ReserveRequest(ctx, h.cfg.Account, input, maxOut, quota.WithTenant(tenant))
 		switch {
 		case errors.Is(err, quota.ErrCostExceedsLimit):
 			return quota.Reservation{}, waited, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,
-				Message: fmt.Sprintf("request needs %d tokens, more than the account's token limit allows", cost.Tokens)}, asynq.SkipRetry)
+				Message: fmt.Sprintf("request needs about %d tokens, more than the account's token limit allows", input.Initial()+maxOut)}, asynq.SkipRetry)
 		case err != nil:
 			return quota.Reservation{}, waited, fmt.Errorf("quota reserve: %w", err)
 		case d.OK && d.Wait <= 0:

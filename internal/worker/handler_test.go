@@ -145,28 +145,34 @@ func TestHandlerLongQuotaWaitReturnsTask(t *testing.T) {
 	}
 }
 
-func TestEstimateInputTokens(t *testing.T) {
+func TestEstimateInput(t *testing.T) {
 	p := `{"model":"m","input":"12345678","instructions":"abcd"}`
 	pl, err := parse(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 12 characters -> 3 tokens, plus 4 per message (input + instructions).
-	if got := EstimateInputTokens(nil, pl); got != 3+8 {
-		t.Fatalf("estimate = %d, want 11", got)
+	// 12 characters -> 3 tokens, plus 4 per message (input + instructions);
+	// no tokenizer for model "m".
+	if got := EstimateInput(nil, pl); got != (quota.Input{Chars: 3 + 8}) {
+		t.Fatalf("estimate = %+v, want chars 11, tokens 0", got)
 	}
 }
 
 func parse(s string) (*tasks.Payload, error) { return tasks.ParsePayload([]byte(s), 0) }
 
-func TestEstimateInputTokensTokenizer(t *testing.T) {
+func TestEstimateInputTokenizer(t *testing.T) {
 	pl, err := parse(`{"model":"gpt-4o","input":[{"role":"user","content":"hello world"},{"role":"user","content":"hello world"}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "hello world" is 2 tokens in o200k_base; 4 tokens of framing per message.
-	if got := EstimateInputTokens(tokens.NewEstimator(tokens.ModeAuto), pl); got != 2*(2+4) {
-		t.Fatalf("estimate = %d, want 12", got)
+	// "hello world" is 2 tokens in o200k_base and 22 characters in all
+	// (ceil(22/4) = 6); 4 tokens of framing per message on both bases.
+	got := EstimateInput(tokens.NewEstimator(tokens.ModeAuto), pl)
+	if want := (quota.Input{Chars: 6 + 8, Tokens: 2*2 + 8}); got != want {
+		t.Fatalf("estimate = %+v, want %+v", got, want)
+	}
+	if got.Initial() != 14 {
+		t.Fatalf("initial estimate = %d, want the larger basis, 14", got.Initial())
 	}
 }
 

@@ -12,6 +12,8 @@
 -- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant> (levels; see bucket.lua)
 -- KEYS[7] fair pending  promptq:{acct}:fair:seen (tenant -> ms until which it has pending work)
 -- KEYS[8] fair vt zset   promptq:{acct}:fair:vt (tenant -> virtual time)
+-- KEYS[9] calib hash     promptq:{acct}:calib (read only; see calib.lua)
+-- KEYS[10] sent zset     promptq:{acct}:sent (member id:chars:tokens:max_output, score send ms)
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  request cost
@@ -22,8 +24,9 @@
 -- ARGV[7]  daily request stop: admit while used+cost <= stop (0 = no budget)
 -- ARGV[8]  daily token stop (0 = no budget)
 -- ARGV[9]  reservation TTL ms
--- ARGV[10] inflight member prefix for this reservation (id:requests:tokens);
---          the script appends ':' and the send time (now + wait) in ms, since
+-- ARGV[10] inflight member prefix for this reservation (id:requests); the
+--          script appends ':', the token cost, ':' and the send time
+--          (now + wait) in ms, since
 --          the header sync in settle.lua orders requests by when they reach
 --          the provider, not by when they were reserved
 -- ARGV[11] day hash TTL ms
@@ -50,10 +53,18 @@
 -- ARGV[21] fair retry ms: the shortest wait a fair-share refusal returns, so
 --          the workers of a tenant that yields do not all ask again the
 --          moment the next unit of headroom is due
+-- ARGV[22] input on the chars basis (calib.lua); -1 = the token cost is
+--          ARGV[3] as given, with ARGV[23] as its input estimate
+-- ARGV[23] input on the tokens basis (0 = no tokenizer); with ARGV[22] -1,
+--          the input estimate contained in ARGV[3]
+-- ARGV[24] max output tokens: with ARGV[22] >= 0 the token cost is the
+--          calibrated input estimate plus this
 --
 -- Returns {code, n} (code 1: {1, n, reason}):
---   {0, wait_ms}  admitted: buckets and daily counters debited, member added;
---                 send after wait_ms (0 = now; > 0 only with scheduling)
+--   {0, wait_ms, tokens, input}  admitted: buckets and daily counters
+--                 debited, member added; send after wait_ms (0 = now; > 0
+--                 only with scheduling); tokens is the token cost debited,
+--                 input the input estimate in it
 --   {1, wait_ms, r} the cost does not fit yet; it will after wait_ms (ceil).
 --                 r = 1 when the tenant's budget is what holds it back,
 --                 2 when fair sharing is (another tenant with pending work
@@ -69,6 +80,16 @@
 
 local now = tonumber(ARGV[1])
 local rc, tc = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The token cost: the calibrated estimate of the input plus the output
+-- allowance, unless the caller gave the cost itself.
+local in_c, in_t, in_o = tonumber(ARGV[22]), tonumber(ARGV[23]), tonumber(ARGV[24])
+local est_in = in_t
+if in_c >= 0 then
+  est_in = cal_estimate(KEYS[9], in_c, in_t)
+  tc = est_in + in_o
+else
+  in_c, in_o = in_t, math.max(0, tc - in_t)
+end
 
 -- 1. pause record.
 if redis.call('EXISTS', KEYS[4]) == 1 then
@@ -287,7 +308,13 @@ if tl > 0 then
   table.insert(fields, fmt(tlvl - tc))
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. (now + wait))
+redis.call('ZADD', KEYS[2], now + wait + tonumber(ARGV[9]), ARGV[10] .. ':' .. tc .. ':' .. (now + wait))
+-- The sent log that calibration matches against remaining figures
+-- (calib.lua): the id (ARGV[10] up to its ':'), the input bases, the output allowance.
+local id = string.match(ARGV[10], '^([^:]*)')
+redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - CAL_KEEP)
+redis.call('ZADD', KEYS[10], now + wait, id .. ':' .. in_c .. ':' .. math.max(in_t, 0) .. ':' .. in_o)
+redis.call('PEXPIRE', KEYS[10], CAL_KEEP + tonumber(ARGV[9]))
 redis.call('HINCRBY', KEYS[3], 'req', rc)
 redis.call('HINCRBY', KEYS[3], 'tok', tc)
 redis.call('PEXPIRE', KEYS[3], ARGV[11])
@@ -313,4 +340,4 @@ if tb then
   redis.call('HSET', KEYS[6], unpack(tf))
   redis.call('PEXPIRE', KEYS[6], ARGV[11])
 end
-return {0, wait}
+return {0, wait, tc, est_in}

@@ -9,6 +9,8 @@
 -- KEYS[4] stats hash     promptq:{acct}:stats (est_n, est_abs, est_rel)
 -- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
 -- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant of the reservation>
+-- KEYS[7] calib hash     promptq:{acct}:calib (see calib.lua)
+-- KEYS[8] sent zset      promptq:{acct}:sent (see reserve.lua)
 --
 -- ARGV[1]  now, ms epoch (caller's clock)
 -- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
@@ -41,6 +43,9 @@
 -- ARGV[24] tenant of the reservation ('' = none: KEYS[5], KEYS[6] untouched)
 -- ARGV[25] budget day of the reservation, YYYY-MM-DD
 -- ARGV[26] tenant burst ms: capacity of a tenant's buckets, as refill time
+-- ARGV[27] the reservation's member of the sent set (id:chars:tokens:max_output)
+-- ARGV[28] 1 when the caller refused an absurd accounting signal (negative
+--          usage), counted in the calibration's 'bad'; else 0
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -122,6 +127,18 @@ if new_t ~= learned_t then
   table.insert(fields, new_t)
 end
 
+-- A remaining figure above the limit is garbage: it must not raise the
+-- level nor teach the calibration anything.
+local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
+if new_r > 0 and rrem > new_r then rrem = -1 end
+if new_t > 0 and trem > new_t then
+  redis.call('HINCRBY', KEYS[7], 'bad', 1)
+  trem = -1
+end
+if ARGV[28] == '1' then
+  redis.call('HINCRBY', KEYS[7], 'bad', 1)
+end
+
 -- Learn each bucket's capacity: a bucket refilling limit/60s that is full
 -- after reset holds remaining + reset*rate. Keep the largest seen (a reading
 -- errs low by the fraction remaining drops), never above the limit.
@@ -137,8 +154,13 @@ local function learn_cap(limit, rem, reset_ms, old)
   local seen = math.min(limit, math.floor(rem + reset_ms * limit / 60000 + 0.5))
   return math.max(old, seen, 1)
 end
-capl_r = learn_cap(new_r, tonumber(ARGV[15]), tonumber(ARGV[21]), old_capl_r)
-capl_t = learn_cap(new_t, tonumber(ARGV[17]), tonumber(ARGV[22]), old_capl_t)
+-- A limit that changed (the provider halved it, say) starts its capacity afresh.
+local function cap_base(new, old_lim, old_cap)
+  if new ~= old_lim then return 0 end
+  return old_cap
+end
+capl_r = learn_cap(new_r, rrem, tonumber(ARGV[21]), cap_base(new_r, learned_r, old_capl_r))
+capl_t = learn_cap(new_t, trem, tonumber(ARGV[22]), cap_base(new_t, learned_t, old_capl_t))
 if capl_r ~= old_capl_r then
   table.insert(fields, 'rcapl')
   table.insert(fields, capl_r)
@@ -170,7 +192,11 @@ if removed == 1 then
     redis.call('HINCRBY', KEYS[3], 'tok', -tc)
     redis.call('PEXPIRE', KEYS[3], ARGV[20])
   elseif mode == 'settle' then
-    if tlvl then tlvl = tlvl + tc - tonumber(ARGV[7]) end
+    -- Usage corrects the debit only when the provider gave no remaining
+    -- figure: its limiter may count otherwise than its billing (OpenAI
+    -- charges characters/4 at admission), and the header sync below puts
+    -- the level where the provider's is.
+    if tlvl and trem < 0 then tlvl = tlvl + tc - tonumber(ARGV[7]) end
     local delta = tonumber(ARGV[8]) - tc
     if delta ~= 0 then
       redis.call('HINCRBY', KEYS[3], 'tok', delta)
@@ -218,9 +244,27 @@ if removed == 1 and tenant ~= '' and mode ~= 'unknown' then
   end
 end
 
+-- The sent set keeps what the provider charged: a refused request leaves it.
+if mode == 'refund' then
+  redis.call('ZREM', KEYS[8], ARGV[27])
+end
+
+-- Calibrate the cost estimate (calib.lua) from the provider's remaining
+-- tokens, or, from a provider that sends none, from usage.
+if trem >= 0 and new_t > 0 then
+  local cap = new_t
+  if capl_t > 0 and capl_t < cap then cap = capl_t end
+  cal_observe(KEYS[7], KEYS[8], at, trem, new_t, cap, tonumber(ARGV[23]), now)
+elseif mode == 'settle' then
+  redis.call('HINCRBY', KEYS[7], 'missing', 1)
+  local c, t = string.match(ARGV[27], ':(%d+):(%d+):%d+$')
+  if c and tonumber(ARGV[10]) > 0 then
+    cal_usage(KEYS[7], tonumber(ARGV[10]), tonumber(c), tonumber(t))
+  end
+end
+
 -- Sync to the provider's remaining figures, if this response is fresh
 -- (see "Header sync" above).
-local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
 local win = tonumber(ARGV[23])
 local hat = tonumber(h[6])
 local sync_r = rl > 0 and rrem >= 0

@@ -1,0 +1,282 @@
+package quota
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+// Prompt kinds of the calibration simulations: how a text's tokenizer
+// count compares with its characters/4. Prose has fewer tokens than
+// characters/4, code a few more, CJK text several times more.
+var simKinds = []struct {
+	name       string
+	tokPerChar float64 // tokenizer count per unit of the chars basis
+}{
+	{"prose", 0.85}, {"code", 1.2}, {"cjk", 3.0},
+}
+
+// simCharge is a provider's rate-limit charge for a request's input.
+type simCharge struct {
+	name string
+	// charge returns the input tokens charged; u is uniform in [0, 1).
+	charge func(in Input, u float64) float64
+}
+
+var (
+	chargeChars  = simCharge{"chars/4", func(in Input, _ float64) float64 { return float64(in.Chars) }}
+	chargeTokens = simCharge{"tokenizer", func(in Input, _ float64) float64 { return float64(in.Tokens) }}
+	chargeMore   = simCharge{"tokenizer+20%", func(in Input, _ float64) float64 { return 1.2 * float64(in.Tokens) }}
+	chargeLess   = simCharge{"tokenizer-20%", func(in Input, _ float64) float64 { return 0.8 * float64(in.Tokens) }}
+	chargeNoisy  = simCharge{"chars/4±10%", func(in Input, u float64) float64 { return float64(in.Chars) * (0.9 + 0.2*u) }}
+)
+
+// simInput draws a request's input bases for a kind (chars basis 50..550).
+func simInput(rng *simRand, kind int) Input {
+	chars := int64(50 + rng.intn(500))
+	return Input{Chars: chars, Tokens: int64(math.Round(float64(chars) * simKinds[kind].tokPerChar))}
+}
+
+func (r *simRand) float() float64 { return float64(r.intn(1<<20)) / (1 << 20) }
+
+// simRun is one simulated batch: K workers, each a Limiter (as a worker
+// process would have), reserving with ReserveRequest against a provider
+// model whose token bucket holds burst of refill and charges by charge.
+type simRun struct {
+	workers, concurrency int
+	tpm                  float64
+	burst                time.Duration
+	latency              time.Duration // each call takes latency ± latency/2
+	maxOutput            int64
+	kinds                []int // prompt kinds drawn from, uniformly
+	charge               simCharge
+	duration             time.Duration
+	// afterResponses, when set, is called after each settled response
+	// with the number settled so far.
+	afterResponses func(n int)
+}
+
+type simResult struct {
+	admitted, throttled int
+	charged, possible   float64 // tokens charged after warm-up, and the most the provider could have admitted then
+}
+
+func (s simResult) share() float64 { return s.charged / s.possible }
+func (s simResult) pct429() float64 {
+	return 100 * float64(s.throttled) / float64(s.admitted+s.throttled)
+}
+
+// warmUp is excluded from the utilisation figure, as in the criteria.
+const warmUp = 5 * time.Second
+
+func (e *limEnv) simulateCalib(sr simRun) simResult {
+	t := e.t
+	t.Helper()
+	capacity := sr.tpm * sr.burst.Seconds() / 60
+	p := &simProvider{rpm: 1e9, tpm: sr.tpm, req: 1e9, tok: capacity, last: limStart, tokCap: capacity}
+	rng := simRand(7)
+	type call struct {
+		r    Reservation
+		in   Input
+		info HeaderInfo
+		ok   bool
+	}
+	type event struct {
+		at     time.Time
+		worker int
+		send   *call // send this reservation now
+		done   *call // this call's response arrives now
+	}
+	limiters := make([]*Limiter, sr.workers)
+	var events []event
+	for i := range limiters {
+		limiters[i] = e.with(Config{Schedule: 2 * time.Second})
+		for c := 0; c < sr.concurrency; c++ {
+			events = append(events, event{at: limStart.Add(time.Duration(i*sr.concurrency+c) * time.Millisecond), worker: i})
+		}
+	}
+	end := limStart.Add(sr.duration)
+	measureFrom := limStart.Add(warmUp)
+	var res simResult
+	settled := 0
+	for len(events) > 0 {
+		k := 0
+		for i := range events {
+			if events[i].at.Before(events[k].at) {
+				k = i
+			}
+		}
+		ev := events[k]
+		events = append(events[:k], events[k+1:]...)
+		if ev.at.After(end) {
+			continue
+		}
+		e.clk.Set(ev.at)
+		l := limiters[ev.worker]
+		switch {
+		case ev.done != nil:
+			c := ev.done
+			var err error
+			if c.ok {
+				err = l.Settle(e.ctx, c.r, c.info, &Usage{InputTokens: c.in.Tokens, OutputTokens: 10, TotalTokens: c.in.Tokens + 10})
+			} else {
+				err = l.Refund(e.ctx, c.r, c.info)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			settled++
+			if sr.afterResponses != nil {
+				sr.afterResponses(settled)
+			}
+			next := ev.at
+			if !c.ok {
+				next = next.Add(time.Second)
+			}
+			events = append(events, event{at: next, worker: ev.worker})
+		case ev.send != nil:
+			c := ev.send
+			// The request reaches the provider 0-3 ms after it is sent, so
+			// near-simultaneous sends may arrive in either order.
+			arrive := ev.at.Add(time.Duration(rng.intn(4)) * time.Millisecond)
+			before := p.charged
+			c.ok, c.info = p.admitTokens(arrive, sr.charge.charge(c.in, rng.float())+float64(sr.maxOutput))
+			if !arrive.Before(measureFrom) {
+				res.charged += p.charged - before
+			}
+			if c.ok {
+				res.admitted++
+			} else {
+				res.throttled++
+			}
+			latency := sr.latency/2 + time.Duration(rng.intn(int(sr.latency/time.Millisecond)+1))*time.Millisecond
+			if !c.ok {
+				latency = 5 * time.Millisecond // a 429 comes back at once
+			}
+			events = append(events, event{at: ev.at.Add(latency), worker: ev.worker, done: c})
+		default:
+			in := simInput(&rng, sr.kinds[rng.intn(len(sr.kinds))])
+			d, err := l.ReserveRequest(e.ctx, e.acct, in, sr.maxOutput)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.OK {
+				events = append(events, event{at: ev.at.Add(max(d.Wait, time.Millisecond)), worker: ev.worker})
+				continue
+			}
+			events = append(events, event{at: ev.at.Add(d.Wait), worker: ev.worker, send: &call{r: d.Reservation, in: in}})
+		}
+	}
+	res.possible = sr.tpm * (sr.duration - warmUp).Minutes()
+	return res
+}
+
+// TestCalibrationLearnsCharge: whatever a provider charges for a request's
+// input, the estimate the limiter reserves converges to it within 20
+// responses, from above: a provider charging more than the tokenizer count
+// is not under-reserved, one charging less is not left under-used.
+func TestCalibrationLearnsCharge(t *testing.T) {
+	prose, cjk := 0, 2
+	tests := []struct {
+		charge simCharge
+		kinds  []int
+	}{
+		{chargeMore, []int{prose}},
+		{chargeLess, []int{prose}},
+		{chargeChars, []int{prose, cjk}}, // one formula across texts whose token counts differ 3.5x
+		{chargeTokens, []int{prose, cjk}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d kinds", tt.charge.name, len(tt.kinds)), func(t *testing.T) {
+			e := setupLimiter(t, Config{})
+			probes := make([]Input, 0, 8)
+			rng := simRand(99)
+			for i := 0; i < 8; i++ {
+				probes = append(probes, simInput(&rng, tt.kinds[i%len(tt.kinds)]))
+			}
+			checked := false
+			// check wants every probe's estimate in [charge, slack × charge]
+			// (plus rounding).
+			check := func(when string, slack float64) {
+				for _, in := range probes {
+					est, err := e.l.Estimate(e.ctx, e.acct, in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					charge := tt.charge.charge(in, 0)
+					if float64(est) < charge-1 || float64(est) > slack*charge+2 {
+						t.Errorf("%s: estimate %d for %+v, provider charges %.0f (want within [charge, %.2f charge])", when, est, in, charge, slack)
+					}
+				}
+			}
+			e.simulateCalib(simRun{
+				workers: 1, concurrency: 8, tpm: 240000, burst: time.Second, latency: 300 * time.Millisecond,
+				maxOutput: 64, kinds: tt.kinds, charge: tt.charge, duration: 30 * time.Second,
+				afterResponses: func(n int) {
+					if n != 20 {
+						return
+					}
+					checked = true
+					check("after 20 responses", 1.15)
+				},
+			})
+			check("at the end", 1.08)
+			if !checked {
+				t.Fatal("fewer than 20 responses")
+			}
+			c := e.snap().Calibration
+			t.Logf("calibration %+v", c)
+			if c.Source != "headers" {
+				t.Errorf("source %q, want headers", c.Source)
+			}
+		})
+	}
+}
+
+// TestCalibrationSimulation: on a provider model with a 1 s token bucket,
+// several workers with requests in flight reach the token limit without
+// 429s, whatever the provider's formula and the prompts' mix.
+func TestCalibrationSimulation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	all := []int{0, 1, 2}
+	tests := []struct {
+		charge      simCharge
+		kinds       []int
+		workers     int
+		burst       time.Duration
+		latencyMsec int
+		tpm         float64
+	}{
+		{chargeChars, []int{0}, 3, time.Second, 300, 0},
+		{chargeChars, all, 3, time.Second, 300, 0},
+		{chargeTokens, all, 3, time.Second, 300, 0},
+		{chargeMore, []int{0}, 8, time.Second, 300, 0},
+		{chargeLess, []int{0}, 8, time.Second, 300, 0},
+		{chargeNoisy, all, 3, time.Second, 300, 0},
+		{chargeNoisy, all, 8, time.Minute, 2000, 60000},
+		{chargeChars, all, 8, time.Second, 100, 0},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%s/kinds=%d/K=%d/burst=%s/latency=%dms", tt.charge.name, len(tt.kinds), tt.workers, tt.burst, tt.latencyMsec)
+		t.Run(name, func(t *testing.T) {
+			e := setupLimiter(t, Config{})
+			r := e.simulateCalib(simRun{
+				workers: tt.workers, concurrency: 8, tpm: cmp.Or(tt.tpm, 240000), burst: tt.burst,
+				latency: time.Duration(tt.latencyMsec) * time.Millisecond, maxOutput: 64,
+				kinds: tt.kinds, charge: tt.charge, duration: 60 * time.Second,
+			})
+			t.Logf("%d admitted, %d 429s (%.2f%%), %.3f of the limit after warm-up; calibration %+v",
+				r.admitted, r.throttled, r.pct429(), r.share(), e.snap().Calibration)
+			if r.pct429() > 0.5 {
+				t.Errorf("%.2f%% of requests got a 429, want <= 0.5%%", r.pct429())
+			}
+			if r.share() < 0.97 {
+				t.Errorf("%.3f of the token limit after warm-up, want >= 0.97", r.share())
+			}
+		})
+	}
+}
