@@ -8,7 +8,8 @@
 // # Usage
 //
 //	l, err := quota.New(rdb, quota.Config{TPM: 200_000, DailyTokens: 5_000_000})
-//	d, err := l.Reserve(ctx, "acme", quota.Cost{Requests: 1, Tokens: est + maxOut}, est)
+//	in := quota.Input{Chars: charsOver4, Tokens: tokenizerCount}
+//	d, err := l.ReserveRequest(ctx, "acme", in, maxOut)
 //	switch {
 //	case d.OK: // call the provider, then:
 //		l.Settle(ctx, d.Reservation, quota.ParseHeaders(resp.Header, now), &usage)
@@ -35,13 +36,47 @@
 //     in-flight set (keys.Inflight) with an expiry; expired ones leave it
 //     with their debit kept, since nobody knows whether they were charged.
 //   - Settle (lua/settle.lua) removes the reservation and reconciles the
-//     debit once. The token debit becomes what the provider charged at
-//     admission: actual input + the reserved max output, never less than the
-//     actual total. Unused output is not refunded, because OpenAI counts
-//     max_output_tokens and does not give the difference back; the input
-//     estimate's error is corrected. Without an input estimate nothing is
-//     refunded. The daily counter becomes the actual total, which is what is
-//     billed. With unknown usage the debit stays. Refund gives it all back.
+//     debit once. With the provider's remaining-tokens figure the debit
+//     stays what was reserved (the calibrated estimate) and the header sync
+//     puts the level where the provider's is; usage says what was billed,
+//     which is not always what the rate limiter counted (OpenAI's counts
+//     characters/4). Without that figure the token debit becomes actual
+//     input + the reserved max output, never less than the actual total.
+//     Unused output is never refunded, because OpenAI counts
+//     max_output_tokens and does not give the difference back. The daily
+//     counter becomes the actual total, which is what is billed. With
+//     unknown usage the debit stays. Refund gives it all back.
+//
+// # Cost calibration: what a request costs is learned, not assumed
+//
+// The provider never says how it counts a request's input; it says what
+// it counted. ReserveRequest takes two bases of the input (Input):
+// ceil(characters/4) plus framing per message, OpenAI's documented
+// estimate, and the tokenizer's count plus framing. They differ in both
+// directions: English prose has 10-20% fewer tokens than characters/4,
+// code more, CJK text several times more. Before anything is learned a
+// request reserves the larger basis.
+//
+// Every response that carries x-ratelimit-remaining-tokens teaches the
+// limiter (lua/calib.lua): between two responses the provider's level fell
+// by what it charged for the requests sent in between (a sent log,
+// keys.Sent), less the refill over that time. Their max output allowances
+// are known, so the rest is their input charge, compared with each basis.
+// A ring of the last CalibrationRing charge/basis ratios is kept per basis;
+// the basis whose ratios spread least is the provider's formula (a flat
+// ratio whatever the text), and its 0.9 quantile, not its mean, is the
+// factor, so the estimate errs above the charge. Samples when the bucket
+// may have been full (refill lost) are skipped; remaining above the limit,
+// a charge over 20 times the basis and negative usage are refused and
+// counted; none of them moves the estimate or raises a level. A provider
+// that sends no remaining figure is calibrated from usage.input_tokens.
+// Snapshot.Calibration and `promptq status` show the factor, basis,
+// samples and spread. Calibration is per account, not per model.
+//
+// An over-estimate costs a margin of burst headroom, not sustained rate
+// (the header sync trues the level up at every response); an
+// under-estimate of the requests in flight is what draws 429s, which is
+// why the quantile sits above the mean.
 //
 // A bucket's limit is the one learned from x-ratelimit-limit-* (or, when that
 // header is missing, inferred from remaining and reset), capped by Config.RPM
@@ -79,8 +114,10 @@
 // rate seen (rounded to nearest), so a provider that quantises its
 // per-minute limit per second is not burst into 429s after an idle moment.
 //
-// In the package's simulation (several workers, provider bucket model, ±10%
-// input estimates) this reaches about 99% of the token limit with no 429s;
+// In the package's simulations (several workers, provider bucket models
+// charging characters/4, the tokenizer count, ±20% of it or ±10% noise,
+// on prose, code and CJK mixes; see calib_test.go) this reaches 99-100% of
+// the token limit with no 429s;
 // spend outside the limiter's view shows up as occasional 429s until the next
 // response is seen.
 //

@@ -18,6 +18,7 @@ import (
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/status"
 	"github.com/promptq/promptq/pausegate"
+	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/tasks"
 )
 
@@ -130,6 +131,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 				fmt.Fprintln(w, "  fair share between tenants with pending work:")
 				printFair(w, "    ", s.Fair)
 			}
+			printCalibration(w, s.Calibration)
 			if s.EstimateSamples > 0 {
 				fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
 			}
@@ -395,4 +397,18 @@ func progressBar(done, total int) string {
 		filled = width * done / total
 	}
 	return fmt.Sprintf("[%s%s] %d/%d finished", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
+}
+
+// printCalibration shows what the cost calibration learned (quota.Calibration).
+func printCalibration(w io.Writer, c quota.Calibration) {
+	switch {
+	case c.Basis != "":
+		fmt.Fprintf(w, "  cost calibration: %.3f x %s basis, from %s (%d samples in the ring, %d in all; spread %.1f%%)\n",
+			c.Factor, c.Basis, c.Source, c.Ring, c.Samples, 100*c.Spread)
+	default:
+		fmt.Fprintf(w, "  cost calibration: nothing learned yet (%d samples): reserving the larger of characters/4 and the tokenizer count\n", c.Samples)
+	}
+	if c.Bad > 0 || c.Missing > 0 {
+		fmt.Fprintf(w, "  accounting signals refused: %d absurd, %d responses without remaining tokens\n", c.Bad, c.Missing)
+	}
 }

@@ -83,6 +83,17 @@ var (
 		"Requests or tokens used today, including reservations in flight.", []string{"account", "resource"}, nil)
 	estimateErrDesc = prometheus.NewDesc("promptq_estimate_mean_abs_error_tokens",
 		"Mean absolute error of the input-token estimate over settled requests.", []string{"account"}, nil)
+	calibFactorDesc = prometheus.NewDesc("promptq_calibration_factor",
+		"Factor the cost calibration applies to the estimate's basis (the upper quantile of the provider's charge per unit of basis); exported once a factor is learned.",
+		[]string{"account", "basis", "source"}, nil)
+	calibSpreadDesc = prometheus.NewDesc("promptq_calibration_spread",
+		"Spread of the calibration's recent charge/basis ratios, (q90 - q10) / median: how well the basis predicts the provider's charge.",
+		[]string{"account", "basis"}, nil)
+	calibSamplesDesc = prometheus.NewDesc("promptq_calibration_samples_total",
+		"Calibration samples taken from the provider's accounting (remaining tokens between responses, or usage).", []string{"account"}, nil)
+	calibRefusedDesc = prometheus.NewDesc("promptq_calibration_signals_refused_total",
+		"Accounting signals the calibration refused: absurd ones (remaining above the limit, negative usage) and responses without a remaining-tokens figure.",
+		[]string{"account", "reason"}, nil)
 	accountErrorDesc = prometheus.NewDesc("promptq_scrape_error",
 		"1 when the account's state could not be read on this scrape.", []string{"account"}, nil)
 
@@ -165,6 +176,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{quotaLimitDesc, quotaAvailableDesc, pausedDesc, pauseRemainingDesc,
 		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, accountErrorDesc,
+		calibFactorDesc, calibSpreadDesc, calibSamplesDesc, calibRefusedDesc,
 		tenantBudgetDesc, tenantWeightDesc, tenantAvailableDesc, tenantDailyUsedDesc,
 		tenantPendingDesc, tenantFairLeadDesc, tenantYieldingDesc} {
 		ch <- d
@@ -232,6 +244,14 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 	gauge(inflightDesc, float64(snap.InFlight), a)
 	gauge(estimateErrDesc, snap.EstimateMeanAbsErr, a)
 	ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(snap.Throttled), a)
+	cal := snap.Calibration
+	if cal.Basis != "" {
+		ch <- prometheus.MustNewConstMetric(calibFactorDesc, prometheus.GaugeValue, cal.Factor, a, cal.Basis, cal.Source)
+		ch <- prometheus.MustNewConstMetric(calibSpreadDesc, prometheus.GaugeValue, cal.Spread, a, cal.Basis)
+	}
+	ch <- prometheus.MustNewConstMetric(calibSamplesDesc, prometheus.CounterValue, float64(cal.Samples), a)
+	ch <- prometheus.MustNewConstMetric(calibRefusedDesc, prometheus.CounterValue, float64(cal.Bad), a, "absurd")
+	ch <- prometheus.MustNewConstMetric(calibRefusedDesc, prometheus.CounterValue, float64(cal.Missing), a, "missing")
 	collectTenants(gauge, a, snap)
 	return nil
 }
