@@ -56,11 +56,18 @@ type simRun struct {
 	// afterResponses, when set, is called after each settled response
 	// with the number settled so far.
 	afterResponses func(n int)
+	// halveAt, when > 0, halves the provider's token limit (and bucket)
+	// that long into the run, as a provider lowering a tier would.
+	halveAt time.Duration
 }
 
 type simResult struct {
 	admitted, throttled int
 	charged, possible   float64 // tokens charged after warm-up, and the most the provider could have admitted then
+	// With halveAt: 429s after the halving, and the tokens charged from 5 s
+	// after it to the end against the most the halved limit allowed.
+	throttledAfter, admittedAfter int
+	chargedAfter, possibleAfter   float64
 }
 
 func (s simResult) share() float64 { return s.charged / s.possible }
@@ -82,6 +89,7 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 		in   Input
 		info HeaderInfo
 		ok   bool
+		wait time.Duration // a 429's precise wait ("try again in")
 	}
 	type event struct {
 		at     time.Time
@@ -101,6 +109,10 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 	measureFrom := limStart.Add(warmUp)
 	var res simResult
 	settled := 0
+	// A 429 pauses every worker until the wait it gives, as the pause gate
+	// does: scheduled sends due before then are given back (Refund), as
+	// awaitTurn does when a pause is announced.
+	var pausedUntil time.Time
 	for len(events) > 0 {
 		k := 0
 		for i := range events {
@@ -118,6 +130,9 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 		switch {
 		case ev.done != nil:
 			c := ev.done
+			if !c.ok {
+				pausedUntil = later(pausedUntil, ev.at.Add(c.wait))
+			}
 			var err error
 			if c.ok {
 				err = l.Settle(e.ctx, c.r, c.info, &Usage{InputTokens: c.in.Tokens, OutputTokens: 10, TotalTokens: c.in.Tokens + 10})
@@ -131,18 +146,29 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 			if sr.afterResponses != nil {
 				sr.afterResponses(settled)
 			}
-			next := ev.at
-			if !c.ok {
-				next = next.Add(time.Second)
+			events = append(events, event{at: ev.at, worker: ev.worker})
+		case ev.send != nil && ev.at.Before(pausedUntil):
+			if err := l.Refund(e.ctx, ev.send.r, Unknown); err != nil {
+				t.Fatal(err)
 			}
-			events = append(events, event{at: next, worker: ev.worker})
+			events = append(events, event{at: pausedUntil, worker: ev.worker})
 		case ev.send != nil:
 			c := ev.send
 			// The request reaches the provider 0-3 ms after it is sent, so
 			// near-simultaneous sends may arrive in either order.
 			arrive := ev.at.Add(time.Duration(rng.intn(4)) * time.Millisecond)
+			if halve := limStart.Add(sr.halveAt); sr.halveAt > 0 && !arrive.Before(halve) && p.tpm == sr.tpm {
+				p.refill(halve)
+				p.tpm /= 2
+				p.tokCap /= 2
+				p.tok = min(p.tok, p.tokCap)
+			}
 			before := p.charged
-			c.ok, c.info = p.admitTokens(arrive, sr.charge.charge(c.in, rng.float())+float64(sr.maxOutput))
+			cost := sr.charge.charge(c.in, rng.float()) + float64(sr.maxOutput)
+			c.ok, c.info = p.admitTokens(arrive, cost)
+			if !c.ok {
+				c.wait = time.Duration((cost - p.tok) / (p.tpm / 60) * float64(time.Second))
+			}
 			if !arrive.Before(measureFrom) {
 				res.charged += p.charged - before
 			}
@@ -151,11 +177,23 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 			} else {
 				res.throttled++
 			}
+			if sr.halveAt > 0 && p.tpm < sr.tpm {
+				if c.ok {
+					res.admittedAfter++
+				} else {
+					res.throttledAfter++
+				}
+				if !arrive.Before(limStart.Add(sr.halveAt + warmUp)) {
+					res.chargedAfter += p.charged - before
+				}
+			}
 			latency := sr.latency/2 + time.Duration(rng.intn(int(sr.latency/time.Millisecond)+1))*time.Millisecond
 			if !c.ok {
 				latency = 5 * time.Millisecond // a 429 comes back at once
 			}
 			events = append(events, event{at: ev.at.Add(latency), worker: ev.worker, done: c})
+		case ev.at.Before(pausedUntil):
+			events = append(events, event{at: pausedUntil, worker: ev.worker})
 		default:
 			in := simInput(&rng, sr.kinds[rng.intn(len(sr.kinds))])
 			d, err := l.ReserveRequest(e.ctx, e.acct, in, sr.maxOutput)
@@ -170,6 +208,9 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 		}
 	}
 	res.possible = sr.tpm * (sr.duration - warmUp).Minutes()
+	if sr.halveAt > 0 {
+		res.possibleAfter = sr.tpm / 2 * (sr.duration - sr.halveAt - warmUp).Minutes()
+	}
 	return res
 }
 
@@ -279,4 +320,35 @@ func TestCalibrationSimulation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCalibrationLimitHalves: when the provider halves the token limit
+// mid-run, the limiter follows within seconds: few 429s, and the new limit
+// is used again from 5 s after the change.
+func TestCalibrationLimitHalves(t *testing.T) {
+	for _, workers := range []int{1, 3, 8} {
+		t.Run(fmt.Sprintf("K=%d", workers), func(t *testing.T) {
+			e := setupLimiter(t, Config{})
+			r := e.simulateCalib(simRun{
+				workers: workers, concurrency: 8, tpm: 240000, burst: time.Second, latency: 300 * time.Millisecond,
+				maxOutput: 64, kinds: []int{0, 1, 2}, charge: chargeChars, duration: 60 * time.Second, halveAt: 30 * time.Second,
+			})
+			pct := 100 * float64(r.throttledAfter) / float64(r.admittedAfter+r.throttledAfter)
+			share := r.chargedAfter / r.possibleAfter
+			t.Logf("after the halving: %d admitted, %d 429s (%.2f%%); %.3f of the new limit from 5 s after it", r.admittedAfter, r.throttledAfter, pct, share)
+			if pct > 3 {
+				t.Errorf("%.2f%% 429s after the halving, want <= 3%%", pct)
+			}
+			if share < 0.95 {
+				t.Errorf("%.3f of the new limit from 5 s after the halving, want >= 0.95", share)
+			}
+		})
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
