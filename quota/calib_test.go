@@ -352,3 +352,94 @@ func later(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// TestCalibrationRefusesBadSignals: absurd or missing accounting signals
+// leave the estimate where it was, are counted, and never raise a level.
+func TestCalibrationRefusesBadSignals(t *testing.T) {
+	e := setupLimiter(t, Config{})
+	in := Input{Chars: 100, Tokens: 80}
+	reserve := func() Reservation {
+		t.Helper()
+		d, err := e.l.ReserveRequest(e.ctx, e.acct, in, 50)
+		if err != nil || !d.OK {
+			t.Fatalf("ReserveRequest = %+v, %v", d, err)
+		}
+		return d.Reservation
+	}
+	// A first response teaches the limit: 10000 tokens, 5000 left.
+	r := reserve()
+	if r.Cost.Tokens != 150 || r.EstimatedInput != 100 {
+		t.Fatalf("first reservation %+v, want the larger basis 100 + 50", r.Cost)
+	}
+	if err := e.l.Settle(e.ctx, r, hi(-1, -1, 10000, 5000), &Usage{InputTokens: 80, OutputTokens: 5, TotalTokens: 85}); err != nil {
+		t.Fatal(err)
+	}
+	level := e.snap().Tokens.Available
+	approx(t, "tokens after the first response", level, 5000)
+	before, err := e.l.Estimate(e.ctx, e.acct, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name  string
+		info  HeaderInfo
+		usage *Usage
+	}{
+		{"remaining above the limit", hi(-1, -1, 10000, 1<<40), &Usage{InputTokens: 80, OutputTokens: 5, TotalTokens: 85}},
+		{"negative usage", hi(-1, -1, -1, -1), &Usage{InputTokens: -5000, OutputTokens: 5, TotalTokens: -4995}},
+		{"no remaining, no usage", hi(-1, -1, -1, -1), nil},
+		{"no remaining figure", hi(-1, -1, -1, -1), &Usage{InputTokens: 1 << 40, OutputTokens: 1, TotalTokens: 1<<40 + 1}},
+	}
+	for _, st := range steps {
+		e.clk.Advance(10 * time.Millisecond)
+		if err := e.l.Settle(e.ctx, reserve(), st.info, st.usage); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		s := e.snap()
+		if s.Tokens.Available > level+1 { // + refill over 10 ms
+			t.Fatalf("%s raised the level: %.0f, was %.0f", st.name, s.Tokens.Available, level)
+		}
+		level = s.Tokens.Available
+		if got, err := e.l.Estimate(e.ctx, e.acct, in); err != nil || got != before {
+			t.Fatalf("%s moved the estimate: %d, was %d (%v)", st.name, got, before, err)
+		}
+	}
+	c := e.snap().Calibration
+	// Refused: remaining above the limit, negative usage, a usage charge
+	// 10^10 times the basis. Missing: the answer with usage but without a
+	// remaining figure (the others carried no usable usage).
+	if c.Bad != 3 || c.Missing != 1 || c.Samples != 0 || c.Source != "" {
+		t.Fatalf("calibration %+v, want 3 refused signals, 1 response without remaining, no sample", c)
+	}
+	d := e.snap().Daily
+	if d.Tokens < 0 {
+		t.Fatalf("daily tokens %d: negative usage reached the counter", d.Tokens)
+	}
+}
+
+// TestCalibrationFromUsage: a provider that sends no rate-limit headers is
+// calibrated from usage.input_tokens until one that does shows up.
+func TestCalibrationFromUsage(t *testing.T) {
+	e := setupLimiter(t, Config{TPM: 1_000_000})
+	in := Input{Chars: 100, Tokens: 80}
+	for i := 0; i < 6; i++ {
+		e.clk.Advance(100 * time.Millisecond)
+		d, err := e.l.ReserveRequest(e.ctx, e.acct, in, 50)
+		if err != nil || !d.OK {
+			t.Fatalf("ReserveRequest = %+v, %v", d, err)
+		}
+		// The provider bills 1.25 x the tokenizer count.
+		if err := e.l.Settle(e.ctx, d.Reservation, Unknown, &Usage{InputTokens: 100, OutputTokens: 5, TotalTokens: 105}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.snap().Calibration
+	if c.Source != "usage" || c.Samples != 6 {
+		t.Fatalf("calibration %+v, want 6 usage samples", c)
+	}
+	// Both bases are flat here (chars 1.0, tokens 1.25): either predicts 100.
+	if got, err := e.l.Estimate(e.ctx, e.acct, Input{Chars: 200, Tokens: 160}); err != nil || got != 200 {
+		t.Fatalf("estimate = %d, %v; want 200", got, err)
+	}
+}

@@ -131,7 +131,8 @@ end
 -- level nor teach the calibration anything.
 local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
 if new_r > 0 and rrem > new_r then rrem = -1 end
-if new_t > 0 and trem > new_t then
+local trem_bad = new_t > 0 and trem > new_t
+if trem_bad then
   redis.call('HINCRBY', KEYS[7], 'bad', 1)
   trem = -1
 end
@@ -255,7 +256,7 @@ if trem >= 0 and new_t > 0 then
   local cap = new_t
   if capl_t > 0 and capl_t < cap then cap = capl_t end
   cal_observe(KEYS[7], KEYS[8], at, trem, new_t, cap, tonumber(ARGV[23]), now)
-elseif mode == 'settle' then
+elseif mode == 'settle' and not trem_bad then
   redis.call('HINCRBY', KEYS[7], 'missing', 1)
   local c, t = string.match(ARGV[27], ':(%d+):(%d+):%d+$')
   if c and tonumber(ARGV[10]) > 0 then
