@@ -17,6 +17,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/promptq/promptq/quota/backoff"
 )
 
 // Endpoints.
@@ -53,6 +55,24 @@ type Response struct {
 	Model      string
 	Header     http.Header
 	StatusCode int
+	// ErrorBody is the raw body of an error answer (status >= 400), at most
+	// backoff.MaxBodyBytes: openai-go keeps no message when the body is not
+	// OpenAI's error object.
+	ErrorBody []byte
+	// ErrorEventType and ErrorEventData are the stream event that ended a
+	// stream with an error (Responses "error" or "response.failed"), for
+	// classification and the message in results.
+	ErrorEventType string
+	ErrorEventData []byte
+}
+
+// Seen is what the call saw besides its error, for backoff.ClassifyCall.
+func (r *Response) Seen() backoff.Seen {
+	if r == nil {
+		return backoff.Seen{}
+	}
+	return backoff.Seen{StatusCode: r.StatusCode, Header: r.Header, Body: r.ErrorBody,
+		EventType: r.ErrorEventType, EventData: r.ErrorEventData}
 }
 
 // ErrIncompleteStream is returned when a stream ends without its final
@@ -124,6 +144,17 @@ func (c *Client) Call(ctx context.Context, req Request, onOpen func(http.Header)
 		out.Header = apiErr.Response.Header
 		out.StatusCode = apiErr.StatusCode
 	}
+	if err != nil && raw != nil && raw.StatusCode >= 400 {
+		// openai-go puts the error body back into the response it read it
+		// from, also when it could not decode it.
+		out.StatusCode = raw.StatusCode
+		if out.Header == nil {
+			out.Header = raw.Header
+		}
+		if raw.Body != nil {
+			out.ErrorBody, _ = io.ReadAll(io.LimitReader(raw.Body, backoff.MaxBodyBytes))
+		}
+	}
 	return out, err
 }
 
@@ -188,8 +219,11 @@ func (c *Client) responsesStream(ctx context.Context, req Request, opts []option
 			completed = true
 			fillFromResponse(out, &ev.Response)
 		case "response.failed", "error":
+			// A refusal inside the stream (rate limit, quota, server error):
+			// keep the event so it is classified like the same HTTP answer.
 			out.Text = sb.String()
-			return fmt.Errorf("%w: %s event: %s", ErrIncompleteStream, ev.Type, ev.Message)
+			out.ErrorEventType, out.ErrorEventData = ev.Type, []byte(ev.RawJSON())
+			return fmt.Errorf("%w: %s event", ErrIncompleteStream, ev.Type)
 		}
 	}
 	if err := stream.Err(); err != nil {

@@ -122,6 +122,7 @@ type Handler struct {
 	client   completer
 	conc     concurrency   // nil unless adaptive concurrency is on
 	yields   *rate.Limiter // tasks handed back at once after a fair-share refusal
+	denied   forbiddenTracker
 	log      zerolog.Logger
 	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
 }
@@ -312,7 +313,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		h.settle(context.WithoutCancel(ctx), res, info, nil, false)
 		return fmt.Errorf("task interrupted: %w", callErr)
 	}
-	c := backoff.Classify(callErr, now)
+	c := backoff.ClassifyCall(callErr, resp.Seen(), now)
 	if c.Kind == backoff.KindRateLimit && info.Tokens.Limit > 0 && estIn+maxOut > info.Tokens.Limit {
 		// OpenAI answers "Request too large" with a 429 too; a request that
 		// needs more tokens than the whole limit can never succeed.
@@ -324,7 +325,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	}
 	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
 	switch c.Kind {
-	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindInvalid:
+	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindForbidden, backoff.KindInvalid:
 		// The provider refused the request before doing any work.
 		h.settle(ctx, res, info, nil, true)
 	default:
@@ -343,14 +344,16 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			log.Warn().Msg("slow_down: admitted rate cut, ramping back up")
 		}
 	}
+	var pausedUntil time.Time
 	if h.cfg.QuotaControl {
-		if until, ok := h.pauseFor(c, now); ok {
-			rec, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: until, Reason: c.Message, Kind: string(c.Kind)})
+		if until, ok := h.pauseFor(c, p.Model, now); ok {
+			rec, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: until, Reason: c.Message, Kind: pauseKind(c)})
 			if perr != nil {
 				log.Error().Err(perr).Msg("pause account")
 			} else if c.Kind != backoff.KindRateLimit {
 				log.Warn().Time("until", rec.Until).Msg("account paused")
 			}
+			pausedUntil = until
 			if c.RetryAfter <= 0 || c.Kind == backoff.KindQuota {
 				c.RetryAfter = max(c.RetryAfter, until.Sub(now))
 			}
@@ -364,17 +367,39 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		log.Warn().Str("error", c.Message).Msg("task failed permanently")
 		return fmt.Errorf("%w: %w", c, asynq.SkipRetry)
 	}
+	if backoff.IsFailure(c) {
+		// A failure that spends a retry: keep the provider's message, so a
+		// task archived once its retries are spent says why in results.
+		h.writeResult(t, tasks.Result{
+			ID: p.ID, Error: resultError(c), ErrorKind: string(c.Kind), Attempts: retried + 1,
+			Model: p.Model, Endpoint: p.EndpointName(), Metadata: p.Metadata, StartedAt: &started, FinishedAt: &now,
+		})
+	}
 	if c.Kind == backoff.KindRateLimit {
 		log.Debug().Time("reserved_for", res.At).Int64("remaining_requests", info.Requests.Remaining).
 			Int64("remaining_tokens", info.Tokens.Remaining).Dur("retry_after", c.RetryAfter).Msg("rate limited")
 	} else {
 		log.Info().Err(callErr).Msg("provider call failed")
 	}
+	if !pausedUntil.IsZero() && h.retryInline(ctx, c, pausedUntil.Sub(now)) {
+		// A short, precise wait (the provider's "try again in 51ms"): wait it
+		// out in this slot and start over (pause gate, a new reservation,
+		// the call) instead of letting asynq round it up to a second.
+		if err := h.sleepUntil(ctx, pausedUntil.Add(ScheduleSlack)); err == nil {
+			return h.ProcessTask(context.WithValue(ctx, inlineRetryKey{}, inlineRetries(ctx)+1), t)
+		}
+	}
 	return c
 }
 
-// pauseFor says whether a classified failure pauses the account, and until when.
-func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
+// pauseFor says whether a classified failure pauses the account, and until
+// when. A rate limit pauses for exactly the provider's wait (1 s without
+// one); a quota or auth failure for DefaultPause (PAUSE_DURATION_HOURS),
+// whatever bucket resets or retry-after it carried: those describe the rate
+// limiter, not billing or keys. A 403 pauses only when it refuses the whole
+// account, or when 403s came for ForbiddenModels different models within
+// ForbiddenWindow; otherwise it is the task's problem alone.
+func (h *Handler) pauseFor(c *backoff.Error, model string, now time.Time) (time.Time, bool) {
 	switch c.Kind {
 	case backoff.KindRateLimit:
 		d := c.RetryAfter
@@ -383,13 +408,22 @@ func (h *Handler) pauseFor(c *backoff.Error, now time.Time) (time.Time, bool) {
 		}
 		return now.Add(d), true
 	case backoff.KindQuota, backoff.KindAuth:
-		d := c.RetryAfter
-		if d <= 0 {
-			d = h.cfg.DefaultPause
+		return now.Add(h.cfg.DefaultPause), true
+	case backoff.KindForbidden:
+		if many := h.denied.add(model, now); c.AccountWide || many {
+			return now.Add(h.cfg.DefaultPause), true
 		}
-		return now.Add(d), true
 	}
 	return time.Time{}, false
+}
+
+// pauseKind is the pause record's kind for a failure: a 403 that pauses the
+// account is an auth pause.
+func pauseKind(c *backoff.Error) string {
+	if c.Kind == backoff.KindForbidden {
+		return pausegate.KindAuth
+	}
+	return string(c.Kind)
 }
 
 // waitReason says why a refused reservation sends its task back to asynq.

@@ -3,7 +3,6 @@ package backoff
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -23,12 +22,23 @@ import (
 // Classify sorts a provider call's error into a Kind and gathers what the
 // provider said about when to retry. now turns absolute times in headers
 // into durations. It returns nil for a nil error, and err itself when err
-// already holds an *Error.
+// already holds an *Error. It is ClassifyCall with nothing seen beyond the
+// error: openai-go's *openai.Error still carries the status and headers, and
+// an *ssestream.StreamError the event.
+func Classify(err error, now time.Time) *Error {
+	return ClassifyCall(err, Seen{}, now)
+}
+
+// ClassifyCall is Classify given everything the call path saw: the HTTP
+// answer's status, headers and raw body (which openai-go drops when the
+// body is not OpenAI's error object) and, for a stream, the event that ended
+// it. A refusal reads the same whether it came as an HTTP status, inside a
+// stream or from a gateway in front of the provider.
 //
 // The kind of an API error comes from its HTTP status and the provider's
 // code or type, never from the message text; the message is only read for a
-// "try again in 8m28.9s" figure when no header gave one.
-func Classify(err error, now time.Time) *Error {
+// "try again in 51ms" figure.
+func ClassifyCall(err error, seen Seen, now time.Time) *Error {
 	if err == nil {
 		return nil
 	}
@@ -36,17 +46,35 @@ func Classify(err error, now time.Time) *Error {
 	if errors.As(err, &classified) && classified != nil {
 		return classified
 	}
+	var streamErr *ssestream.StreamError
+	if seen.EventData == nil && errors.As(err, &streamErr) && streamErr != nil {
+		seen.EventType, seen.EventData = streamErr.Event.Type, streamErr.Event.Data
+	}
+	if seen.EventData != nil {
+		// An error event in a stream whose HTTP status was 200: only the
+		// event says what happened.
+		e := classifyEvent(err, eventFields(seen.EventData), now)
+		e.event = cmp.Or(seen.EventType, "error")
+		return e
+	}
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) && apiErr != nil {
-		return classifyAPI(err, apiErr, now)
+		f := fields{code: apiErr.Code, typ: apiErr.Type, message: apiErr.Message}
+		if f.code == "" && f.typ == "" && f.message == "" {
+			// Not OpenAI's error object: text, HTML, {"message": ...}.
+			f = bodyFields(seen.Body)
+		}
+		h := seen.Header
+		if apiErr.Response != nil {
+			h = apiErr.Response.Header
+		}
+		return classifyHTTP(err, apiErr.StatusCode, h, f, now)
 	}
-	var streamErr *ssestream.StreamError
-	if errors.As(err, &streamErr) && streamErr != nil {
-		// An "error" event in the middle of an SSE stream: the HTTP status
-		// was 200, so only the event body says what happened. The request
-		// may have been billed; the outcome is unknown.
-		code, msg := streamErrorFields(streamErr.Event.Data)
-		return &Error{Kind: KindNetwork, Code: code, Message: truncate(msg, MaxMessageBytes), Err: err}
+	if seen.StatusCode >= 400 {
+		// openai-go could not decode the error body ({"error":"Too Many
+		// Requests"}) and returned a JSON error: the raw answer still says
+		// what happened.
+		return classifyHTTP(err, seen.StatusCode, seen.Header, bodyFields(seen.Body), now)
 	}
 	if isNetwork(err) {
 		return &Error{Kind: KindNetwork, Err: err}
@@ -54,15 +82,14 @@ func Classify(err error, now time.Time) *Error {
 	return &Error{Kind: KindUnknown, Err: err}
 }
 
-// classifyAPI classifies an error the provider answered with an HTTP status.
-func classifyAPI(err error, apiErr *openai.Error, now time.Time) *Error {
-	status := apiErr.StatusCode
-	code, typ := strings.ToLower(apiErr.Code), strings.ToLower(apiErr.Type)
+// classifyHTTP classifies an answer with an HTTP error status.
+func classifyHTTP(err error, status int, h http.Header, f fields, now time.Time) *Error {
+	code, typ := strings.ToLower(f.code), strings.ToLower(f.typ)
 	e := &Error{
 		Kind:       KindUnknown,
 		StatusCode: status,
-		Code:       cmp.Or(apiErr.Code, apiErr.Type),
-		Message:    truncate(apiErr.Message, MaxMessageBytes),
+		Code:       f.name(),
+		Message:    cleanMessage(f.message),
 		Err:        err,
 	}
 	switch {
@@ -83,44 +110,98 @@ func classifyAPI(err error, apiErr *openai.Error, now time.Time) *Error {
 		e.Kind = KindServer
 	case status == http.StatusRequestTimeout:
 		e.Kind = KindNetwork
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
 		e.Kind, e.Permanent = KindAuth, true
+	case status == http.StatusForbidden:
+		e.Kind, e.Permanent = KindForbidden, true
+		e.AccountWide = isAccountWideForbidden(code) || isAccountWideForbidden(typ)
 	case status >= 400:
 		// 400, 404, 413, 422 and the rest of 4xx: the request is at fault.
 		e.Kind, e.Permanent = KindInvalid, true
 	}
 	if !e.Permanent {
-		var h http.Header
-		if apiErr.Response != nil {
-			h = apiErr.Response.Header
-		}
-		e.RetryAfter = retryAfter(h, e.Kind, apiErr.Message, now)
+		e.RetryAfter = retryAfter(h, e.Kind, f.message, now)
 	}
 	return e
 }
 
-// retryAfter picks the wait the provider asked for, in order: retry-after-ms,
-// retry-after, the reset of the bucket that ran out (the longer if both did),
-// then a "try again in ..." figure in the message. 0 when none is given.
-func retryAfter(h http.Header, kind Kind, message string, now time.Time) time.Duration {
-	info := quota.ParseHeaders(h, now)
-	if info.RetryAfter > 0 {
-		return info.RetryAfter
+// classifyEvent classifies an error event inside a stream from its code or
+// type, as the same refusal over HTTP would be. The stream's headers were
+// sent with its 200, before the refusal, so only the event's own "try again
+// in" figure counts. An event whose code says nothing known is a network
+// failure: the outcome is unknown.
+func classifyEvent(err error, f fields, now time.Time) *Error {
+	status := statusOfCode(f.code)
+	if status == 0 {
+		status = statusOfCode(f.typ)
 	}
-	if kind != KindRateLimit && kind != KindQuota {
+	e := classifyHTTP(err, status, nil, f, now)
+	e.StatusCode = 0 // the HTTP status was 200; the kind came from the event
+	if e.Kind == KindUnknown {
+		e.Kind = KindNetwork
+	}
+	return e
+}
+
+// retryAfter picks the wait the provider asked for. Quota errors get none:
+// per-minute bucket resets and retry-after describe the rate limiter, not
+// billing, and the worker pauses the account for its configured time. For a
+// rate limit it takes the most precise signal: retry-after-ms, then the
+// message's "try again in 51ms" or "retry after 7 seconds" unless it is
+// longer than retry-after, then retry-after (whole seconds, rounded up by
+// the provider) capped by the reset of the bucket that ran out (reset is when
+// that bucket is full, so one request fits no later), then that reset alone. Other kinds use retry-after-ms, then
+// retry-after. A zero, negative or unreadable signal never hides a valid
+// one. 0 when nothing usable was given.
+func retryAfter(h http.Header, kind Kind, message string, now time.Time) time.Duration {
+	if kind == KindQuota {
 		return 0
 	}
-	var d time.Duration
-	for _, b := range []quota.Bucket{info.Requests, info.Tokens} {
-		if b.Remaining == 0 && b.Reset > 0 {
-			d = max(d, b.Reset)
-		}
+	ms := positive(quota.ParseRetryAfter(http.Header{"Retry-After-Ms": headerValues(h, "Retry-After-Ms")}, now))
+	sec := positive(quota.ParseRetryAfter(http.Header{"Retry-After": headerValues(h, "Retry-After")}, now))
+	if kind != KindRateLimit {
+		return cmp.Or(ms, sec)
 	}
-	if d > 0 {
+	if ms > 0 {
+		return ms
+	}
+	if d, ok := messageRetryAfter(message); ok && (sec == 0 || d <= sec) {
+		// The unrounded figure behind a whole-second retry-after. One
+		// longer than retry-after is another bucket's: the header rules.
 		return d
 	}
-	d, _ = messageRetryAfter(message)
-	return d
+	var bound time.Duration
+	info := quota.ParseHeaders(h, now)
+	for _, b := range []quota.Bucket{info.Requests, info.Tokens} {
+		if b.Remaining == 0 && b.Reset > 0 {
+			bound = max(bound, b.Reset)
+		}
+	}
+	if sec > 0 && bound > 0 {
+		return min(sec, bound)
+	}
+	return cmp.Or(sec, bound)
+}
+
+// positive returns d when ok and d > 0, else 0.
+func positive(d time.Duration, ok bool) time.Duration {
+	if ok && d > 0 {
+		return d
+	}
+	return 0
+}
+
+// headerValues returns h's values for a canonical key, matching any case.
+func headerValues(h http.Header, key string) []string {
+	if v, ok := h[key]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
 }
 
 // messageRetryAfter finds "try again in 8m28.9s", "try again in 20ms",
@@ -201,36 +282,6 @@ func isNetwork(err error) bool {
 	var urlErr *url.Error
 	var netErr net.Error
 	return errors.As(err, &urlErr) || errors.As(err, &netErr)
-}
-
-// streamErrorFields pulls the code (or type) and message out of an SSE error
-// event's data, e.g. {"error":{"message":"...","type":"server_error","code":null}}
-// or Anthropic's {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}.
-func streamErrorFields(data []byte) (code, message string) {
-	var outer struct {
-		Error json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(data, &outer) != nil || len(outer.Error) == 0 {
-		return "", ""
-	}
-	var s string
-	if json.Unmarshal(outer.Error, &s) == nil {
-		return "", s
-	}
-	var inner map[string]any
-	if json.Unmarshal(outer.Error, &inner) != nil {
-		return "", ""
-	}
-	str := func(k string) string {
-		switch v := inner[k].(type) {
-		case string:
-			return v
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		}
-		return ""
-	}
-	return cmp.Or(str("code"), str("type")), str("message")
 }
 
 // isDecimal reports whether s is digits with at most one dot.

@@ -129,8 +129,27 @@ func TestClassifyAPIErrors(t *testing.T) {
 			errorBody("billing_hard_limit_reached", "invalid_request_error", "x"), KindQuota, false, 0, "billing_hard_limit_reached"},
 		{"429 spend-limit", 429, nil, errorBody("spend-limit-exceeded", "", "x"), KindQuota, false, 0, "spend-limit-exceeded"},
 		{"402 payment required", 402, nil, errorBody("", "", "x"), KindQuota, false, 0, ""},
-		{"429 quota with retry-after", 429, map[string]string{"retry-after": "3600"},
-			errorBody("insufficient_quota", "", "x"), KindQuota, false, time.Hour, "insufficient_quota"},
+		// Bucket resets and retry-after describe the rate limiter, not billing.
+		{"429 quota with retry-after", 429, map[string]string{"retry-after": "20"},
+			errorBody("insufficient_quota", "", "x"), KindQuota, false, 0, "insufficient_quota"},
+		{"429 quota with bucket reset", 429, map[string]string{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2.5s"},
+			errorBody("insufficient_quota", "insufficient_quota", "x"), KindQuota, false, 0, "insufficient_quota"},
+		// Task A: the most precise signal wins.
+		{"429 retry-after 1 with try again in 51ms", 429, map[string]string{"retry-after": "1"},
+			errorBody("rate_limit_exceeded", "tokens", "Rate limit reached for gpt-4o-mini on tokens per min (TPM): Limit 24000, Used 23950, Requested 120. Please try again in 51ms."),
+			KindRateLimit, false, 51 * time.Millisecond, "rate_limit_exceeded"},
+		{"429 retry-after-ms 0 does not hide retry-after 7", 429, map[string]string{"retry-after-ms": "0", "retry-after": "7"},
+			errorBody("rate_limit_exceeded", "", "x"), KindRateLimit, false, 7 * time.Second, "rate_limit_exceeded"},
+		{"429 garbage retry-after-ms does not hide retry-after", 429, map[string]string{"retry-after-ms": "soon", "retry-after": "2"},
+			errorBody("rate_limit_exceeded", "", "x"), KindRateLimit, false, 2 * time.Second, "rate_limit_exceeded"},
+		{"429 retry-after capped by the empty bucket's reset", 429, map[string]string{"retry-after": "1",
+			"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "120ms"},
+			errorBody("rate_limit_exceeded", "requests", "x"), KindRateLimit, false, 120 * time.Millisecond, "rate_limit_exceeded"},
+		{"429 body figure beats a 60 s bucket's full-reset", 429, map[string]string{
+			"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "48s"},
+			errorBody("rate_limit_exceeded", "tokens", "Please try again in 240ms."), KindRateLimit, false, 240 * time.Millisecond, "rate_limit_exceeded"},
+		{"429 azure retry-after-ms", 429, map[string]string{"retry-after-ms": "6500", "retry-after": "7"},
+			errorBody("429", "", "Please retry after 7 seconds."), KindRateLimit, false, 6500 * time.Millisecond, "429"},
 		// Server.
 		{"500", 500, nil, errorBody("", "server_error", "The server had an error"), KindServer, false, 0, "server_error"},
 		{"502 html body", 502, map[string]string{"Content-Type": "text/html"}, "<html>bad gateway</html>", KindServer, false, 0, ""},
@@ -152,7 +171,8 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"410", 410, nil, "", KindInvalid, true, 0, ""},
 		// Auth.
 		{"401", 401, nil, errorBody("invalid_api_key", "invalid_request_error", "Incorrect API key provided"), KindAuth, true, 0, "invalid_api_key"},
-		{"403", 403, nil, errorBody("unsupported_country_region_territory", "request_forbidden", "x"), KindAuth, true, 0, "unsupported_country_region_territory"},
+		{"403 region", 403, nil, errorBody("unsupported_country_region_territory", "request_forbidden", "x"), KindForbidden, true, 0, "unsupported_country_region_territory"},
+		{"403 model access", 403, nil, errorBody("model_not_found", "invalid_request_error", "Project does not have access to model gpt-5"), KindForbidden, true, 0, "model_not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +300,7 @@ func TestClassifyStreamErrors(t *testing.T) {
 			t.Fatalf("stream error is %T (%v), want *ssestream.StreamError", err, err)
 		}
 		got := Classify(err, testNow)
-		if got.Kind != KindNetwork || got.Permanent || got.Code != "server_error" ||
+		if got.Kind != KindServer || got.Permanent || got.Code != "server_error" ||
 			got.Message != "The server had an error while processing your request." {
 			t.Fatalf("Classify = %+v", got)
 		}
@@ -288,7 +308,7 @@ func TestClassifyStreamErrors(t *testing.T) {
 	t.Run("anthropic style error event", func(t *testing.T) {
 		err := streamErr(t, "event: error\n"+`data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`+"\n\n", false)
 		got := Classify(err, testNow)
-		if got.Kind != KindNetwork || got.Code != "overloaded_error" || got.Message != "Overloaded" {
+		if got.Kind != KindServer || got.Code != "overloaded_error" || got.Message != "Overloaded" {
 			t.Fatalf("Classify = %+v", got)
 		}
 	})

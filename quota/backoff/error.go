@@ -28,8 +28,14 @@ const (
 	// KindInvalid: the request itself is wrong (400, 404, 413, 422...).
 	// Permanent: retrying cannot help.
 	KindInvalid Kind = "invalid"
-	// KindAuth: the key is missing, wrong or not allowed (401, 403). Permanent.
+	// KindAuth: the key is missing or wrong (401): every call fails the
+	// same way, so the worker also pauses the account. Permanent.
 	KindAuth Kind = "auth"
+	// KindForbidden: the key may not do this request (403: no access to the
+	// model, a region block). Permanent for the task; the worker pauses the
+	// account only when the refusal is account-wide (Error.AccountWide) or
+	// 403s keep coming for different models.
+	KindForbidden Kind = "forbidden"
 	// KindUnknown: anything Classify does not recognise.
 	KindUnknown Kind = "unknown"
 )
@@ -51,6 +57,10 @@ type Error struct {
 	// Permanent is true when retrying the same request cannot succeed
 	// (invalid, auth); the worker then skips asynq's retries.
 	Permanent bool
+	// AccountWide is set on a KindForbidden refusal whose code says it
+	// refuses the whole account (unsupported_country_region_territory)
+	// rather than one request.
+	AccountWide bool
 	// StatusCode is the HTTP status of the provider's answer, 0 when none.
 	StatusCode int
 	// Code is the provider's error code ("rate_limit_exceeded"), or its
@@ -62,6 +72,8 @@ type Error struct {
 	Message string
 	// Err is the underlying error.
 	Err error
+
+	event string // the stream event that carried the refusal, if any
 }
 
 // Error summarises the failure for logs: kind, status, code, retry-after and,
@@ -80,6 +92,9 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	switch {
+	case e.event != "":
+		// The event's data holds the provider's message: keep it out.
+		fmt.Fprintf(&b, ": in-stream %q event", e.event)
 	case e.StatusCode == 0 && e.Err != nil:
 		fmt.Fprintf(&b, ": %v", e.Err)
 	case e.StatusCode == 0 && e.Message != "":

@@ -1,0 +1,80 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/promptq/promptq/quota/backoff"
+)
+
+const (
+	// MaxInlineRetries is how many times one task is sent again inside the
+	// same ProcessTask after a rate limit whose wait is short (at most
+	// HandlerConfig.MaxInlineWait); past it the task goes back to asynq.
+	MaxInlineRetries = 2
+
+	// ForbiddenModels and ForbiddenWindow decide when 403s stop being one
+	// task's problem: 403s for this many different models within the window
+	// (seen by one worker process) pause the account.
+	ForbiddenModels = 3
+	ForbiddenWindow = 10 * time.Minute
+)
+
+// inlineRetryKey counts, in a task's context, the inline retries so far.
+type inlineRetryKey struct{}
+
+func inlineRetries(ctx context.Context) int {
+	n, _ := ctx.Value(inlineRetryKey{}).(int)
+	return n
+}
+
+// retryInline reports whether a rate-limited task should wait out its
+// pause here and run again in this slot rather than go back to asynq, whose
+// retry delays are rounded up to whole seconds: a 51 ms wait would cost the
+// task a second, and a slot that holds it 51 ms costs far less. Only with
+// quota control (the pause gate and a fresh admission guard the retry) and
+// without adaptive concurrency (the retry would take a second permit).
+func (h *Handler) retryInline(ctx context.Context, c *backoff.Error, wait time.Duration) bool {
+	return h.cfg.QuotaControl && h.conc == nil && c.Kind == backoff.KindRateLimit && !c.Permanent &&
+		wait > 0 && wait <= h.cfg.MaxInlineWait && inlineRetries(ctx) < MaxInlineRetries
+}
+
+// sleepUntil waits until t on the injected clock's terms (as a duration
+// from now), or until ctx ends. Pause announcements do not end it.
+func (h *Handler) sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(t.Sub(h.cfg.Clock.Now()))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// forbiddenTracker remembers, per worker process, which models drew a 403
+// lately. One 403 is one task's problem (no access to that model); 403s for
+// several different models mean the account itself is refused. The zero
+// value is ready to use.
+type forbiddenTracker struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // model -> last 403
+}
+
+// add records a 403 for model at now and reports whether ForbiddenModels
+// different models drew one within ForbiddenWindow.
+func (f *forbiddenTracker) add(model string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seen == nil {
+		f.seen = make(map[string]time.Time)
+	}
+	f.seen[model] = now
+	for m, at := range f.seen {
+		if now.Sub(at) > ForbiddenWindow {
+			delete(f.seen, m)
+		}
+	}
+	return len(f.seen) >= ForbiddenModels
+}
