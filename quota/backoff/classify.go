@@ -101,7 +101,11 @@ func classifyHTTP(err error, status int, h http.Header, f fields, now time.Time)
 		// OpenAI documents slow_down as a 503 ("reduce your request rate"):
 		// it is about our rate, not the provider's health.
 		e.Kind = KindRateLimit
-	case status >= 500 || isServerCode(code) || isServerCode(typ):
+	case status >= 500, strings.HasPrefix(code, "overloaded"):
+		e.Kind = KindServer
+	case status < 400 && (isServerCode(code) || isServerCode(typ)):
+		// Without an error status (a stream's event), the code decides. With
+		// a 4xx the status does: Ollama answers 404 with type api_error.
 		e.Kind = KindServer
 	case status == http.StatusConflict:
 		// Not in OpenAI's documented error list, but its SDKs retry 409
