@@ -48,12 +48,19 @@ type answerFixture struct {
 // 1 s pauses go back to asynq, so the table runs quickly.
 const fixtureInlineWait = 500 * time.Millisecond
 
-// answerServer answers every request with the fixture and counts them.
-func answerServer(t *testing.T, fx answerFixture) (*httptest.Server, *atomic.Int64) {
+// pauseSlack is how much later than the provider's answer the handler may
+// read its clock (a loaded machine, -race): a pause record's until lies
+// between answer+pause and answer+pause+pauseSlack.
+const pauseSlack = 100 * time.Millisecond
+
+// answerServer answers every request with the fixture, counts them and
+// keeps the time of the last answer (unix ns).
+func answerServer(t *testing.T, fx answerFixture) (*httptest.Server, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
-	var calls atomic.Int64
+	var calls, last atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		last.Store(time.Now().UnixNano())
 		for k, v := range fx.Headers {
 			w.Header().Set(k, v)
 		}
@@ -64,7 +71,7 @@ func answerServer(t *testing.T, fx answerFixture) (*httptest.Server, *atomic.Int
 		io.WriteString(w, fx.Body)
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &calls
+	return srv, &calls, &last
 }
 
 // fixtureHandler is a handler with quota control on a fresh account,
@@ -108,7 +115,7 @@ func TestFixtures(t *testing.T) {
 			if err := json.Unmarshal(raw, &fx); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			srv, calls := answerServer(t, fx)
+			srv, calls, last := answerServer(t, fx)
 			h, g, acct := fixtureHandler(t, srv.URL)
 
 			payload := fmt.Sprintf(`{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32,"endpoint":%q,"stream":%v}`, fx.Endpoint, fx.Stream)
@@ -140,8 +147,9 @@ func TestFixtures(t *testing.T) {
 				}
 			} else {
 				want, _ := time.ParseDuration(w.Pause)
-				got := rec.Until.Sub(rec.SetAt)
-				if !active && want > 100*time.Millisecond || got < want-5*time.Millisecond || got > want+5*time.Millisecond {
+				// until is stored in whole ms.
+				got := rec.Until.Sub(time.Unix(0, last.Load()))
+				if !active && want > pauseSlack || got < want-time.Millisecond || got > want+pauseSlack {
 					t.Errorf("pause = %v (active %v, kind %s), want %v", got, active, rec.Kind, want)
 				}
 			}
