@@ -25,12 +25,15 @@ func DefaultPolicy(kind Kind) Policy {
 		return Policy{Base: time.Second, Cap: time.Minute}
 	case KindQuota:
 		// The account's pause decides the real wait (the worker sets the
-		// error's RetryAfter to the pause's end); this only spaces retries
-		// when nothing paused the account.
+		// error's RetryAfter to the pause's end, PAUSE_DURATION_HOURS); this
+		// only spaces retries when nothing paused the account (quota control
+		// off). IsFailure is false, so the attempt stays 0 and the base is
+		// what such a task waits: 30 s keeps a run without quota control
+		// responsive once credit is back, at one request per task per 30 s.
 		return Policy{Base: 30 * time.Second, Cap: time.Hour}
 	case KindServer:
 		return Policy{Base: time.Second, Cap: 30 * time.Second}
-	case KindInvalid, KindAuth:
+	case KindInvalid, KindAuth, KindForbidden:
 		// Permanent: normally never retried; a sane range in case they are.
 		return Policy{Base: time.Second, Cap: time.Minute}
 	default:

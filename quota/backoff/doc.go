@@ -1,9 +1,11 @@
 // Package backoff turns a failed provider call into a decision: what kind of
 // failure it was, whether retrying can help, and how long to wait first.
 //
-// The worker's handler passes the provider error to [Classify], which reads
-// openai-go's typed *openai.Error (HTTP status, code, type, headers) and
-// returns an [*Error]; the handler returns that error to asynq. A handler that
+// The worker's handler passes the provider error, with what the call path
+// saw of the answer (status, headers, raw body, the stream event that ended
+// a stream), to [ClassifyCall], which returns an [*Error]; the handler
+// returns that error to asynq. [Classify] does the same from the error alone
+// (openai-go's *openai.Error carries status and headers). A handler that
 // only needs to wait (quota headroom, a paused account) returns a [*Wait]
 // instead. The worker then wires two functions into asynq.Config:
 //
@@ -19,9 +21,9 @@
 //
 // In the handler:
 //
-//	resp, err := client.Chat.Completions.New(ctx, params)
+//	resp, err := client.Call(ctx, req, nil)
 //	if err != nil {
-//		e := backoff.Classify(err, clk.Now())
+//		e := backoff.ClassifyCall(err, resp.Seen(), clk.Now())
 //		if e.Permanent {
 //			return fmt.Errorf("%w: %w", e, asynq.SkipRetry)
 //		}
@@ -31,25 +33,35 @@
 // # Kinds
 //
 // The kind comes from the HTTP status and the provider's code or type, never
-// from message text:
+// from message text. An error event inside a stream (HTTP 200) is classified
+// from its code as the same refusal over HTTP; an unknown one is network.
+// A body that is not OpenAI's error object (text, HTML, {"error":"..."})
+// is classified by status and headers.
 //
 //	kind        when                                               permanent  counts as failure
-//	rate_limit  429 (any code but the quota ones)                  no         no
+//	rate_limit  429 (any code but the quota ones), slow_down        no         no
 //	quota       insufficient_quota, billing*, spend-limit codes     no         no
 //	            (any 4xx), 402
 //	server      5xx, 529, codes overloaded/server_error, 409       no         yes
-//	network     transport errors, 408, cut or errored SSE stream,   no         yes
-//	            context deadline or cancellation
+//	network     transport errors, 408, cut stream, unknown stream   no         yes
+//	            error event, context deadline or cancellation
 //	invalid     400, 404, 413, 422 and other 4xx                    yes        yes
-//	auth        401, 403                                            yes        yes
+//	auth        401                                                 yes        yes
+//	forbidden   403 (Error.AccountWide for region blocks)           yes        yes
 //	unknown     anything else                                       no         yes
 //
 // # Retry-after
 //
-// An Error's RetryAfter is the first of: retry-after-ms, retry-after (seconds
-// or HTTP-date), the x-ratelimit-reset-* of the bucket whose remaining is 0
-// (the longer if both are), a "try again in 8m28.9s" figure in the message.
-// Only the two headers are used for server, network and unknown errors.
+// For a rate limit, an Error's RetryAfter is the most precise wait given:
+// retry-after-ms; else a "try again in 51ms" (or Azure's "retry after 7
+// seconds") in the message, unless it is longer than retry-after; else
+// retry-after (seconds or HTTP-date; providers round it up to whole
+// seconds) capped by the x-ratelimit-reset-* of the bucket whose remaining
+// is 0 (the time until that bucket is full, so a request fits no later);
+// else that reset. A zero or unreadable value never hides a valid one. A
+// quota error has none: bucket resets and retry-after describe the rate
+// limiter, not billing. Server, network and unknown errors use
+// retry-after-ms, then retry-after.
 //
 // # Default policies
 //
@@ -59,11 +71,13 @@
 //
 //	kind            base   cap
 //	rate_limit      1s     60s
-//	quota           5m     1h
+//	quota           30s    1h   (the worker's pause decides: it sets
+//	                              RetryAfter to the pause's end)
 //	server          1s     30s
 //	network         1s     60s
 //	unknown         2s     5m
-//	invalid, auth   1s     1m   (permanent: normally never retried)
+//	invalid, auth,  1s     1m   (permanent: normally never retried)
+//	forbidden
 //
 // Note that asynq does not count a retry when IsFailure is false, so a task
 // that keeps hitting rate limits stays at attempt 0; its delay then comes
