@@ -660,3 +660,42 @@ func TestRunFirstTickResumesExpiredPause(t *testing.T) {
 		t.Fatalf("first Tick of Run did not resume: unpauses=%d", u)
 	}
 }
+
+// A sub-second rate-limit pause (the provider's "try again in 51ms") is a
+// record only: no asynq queue pause. When it extends a long pause that had
+// paused the queues, the queues still come back when it ends.
+func TestSubSecondPauseNeverLeavesQueuesPaused(t *testing.T) {
+	e := setup(t)
+	g := e.gate(t, "g")
+	ctx := context.Background()
+
+	mustPause(t, g, e.acct, PauseRequest{Until: e.clk.Now().Add(51 * time.Millisecond), Kind: KindRateLimit})
+	if e.qs.isPaused(e.queue) {
+		t.Fatal("a 51 ms pause paused the asynq queue")
+	}
+	e.clk.Advance(51 * time.Millisecond)
+	if err := g.Tick(ctx, e.acct); err != nil {
+		t.Fatal(err)
+	}
+	if _, active, _ := g.Check(ctx, e.acct); active || e.qs.isPaused(e.queue) {
+		t.Fatal("the 51 ms pause outlived its end")
+	}
+
+	// A long pause pauses the queue; near its end a 51 ms pause extends it.
+	mustPause(t, g, e.acct, PauseRequest{Until: e.clk.Now().Add(4 * time.Second), Kind: KindRateLimit})
+	if !e.qs.isPaused(e.queue) {
+		t.Fatal("a 4 s pause did not pause the queue")
+	}
+	e.clk.Advance(3990 * time.Millisecond)
+	rec := mustPause(t, g, e.acct, PauseRequest{Until: e.clk.Now().Add(51 * time.Millisecond), Kind: KindRateLimit})
+	if got := rec.Remaining(e.clk.Now()); got != 51*time.Millisecond {
+		t.Fatalf("extended record remaining %v, want 51ms", got)
+	}
+	e.clk.Advance(51 * time.Millisecond)
+	if err := g.Tick(ctx, e.acct); err != nil {
+		t.Fatal(err)
+	}
+	if e.qs.isPaused(e.queue) {
+		t.Fatal("the queue stayed paused after the short pause that extended a long one ended")
+	}
+}
