@@ -444,6 +444,10 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 	started := time.Now()
 	for {
 		if rec, paused := h.gate.Local(h.cfg.Account); paused {
+			if h.waitShortPause(ctx, rec.Until, started) {
+				waited = true
+				continue
+			}
 			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
 		}
 		d, err := h.lim.ReserveRequest(ctx, h.cfg.Account, input, maxOut, quota.WithTenant(tenant))
@@ -458,8 +462,16 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 		case d.OK:
 			// Admitted on schedule: our turn comes after d.Wait.
 			res, err := h.awaitTurn(ctx, d.Reservation, d.Wait)
+			if errors.Is(err, errAdmitAgain) {
+				waited = true
+				continue
+			}
 			return res, true, err
 		case d.Paused:
+			if h.waitShortPause(ctx, d.PausedUntil, started) {
+				waited = true
+				continue
+			}
 			return quota.Reservation{}, waited, h.pausedWait(d.PausedUntil, "account paused")
 		case d.DailyExhausted:
 			_, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: d.DailyResetAt, Reason: "daily budget threshold reached", Kind: "daily"})
@@ -519,24 +531,61 @@ func (h *Handler) acquirePermit(ctx context.Context) (quota.Permit, error) {
 // bucket). It shifts only this request, not the schedule of the others.
 const ScheduleSlack = 10 * time.Millisecond
 
-// awaitTurn waits until a scheduled reservation's send time. A pause
-// announced meanwhile, or the task's end, gives the reservation back.
+// awaitTurn waits until a scheduled reservation's send time. A pause that
+// ends before then keeps the turn; one that lasts past it, or the task's
+// end, gives the reservation back. After a short pause (one that ends
+// within MaxInlineWait, as a rate-limit 429's precise wait does) it returns
+// errAdmitAgain once the pause is over, so the task asks for a new turn
+// instead of going back to asynq, whose delays are whole seconds.
 func (h *Handler) awaitTurn(ctx context.Context, res quota.Reservation, wait time.Duration) (quota.Reservation, error) {
-	deadline := time.Now().Add(wait + ScheduleSlack)
+	started := time.Now()
+	deadline := started.Add(wait + ScheduleSlack)
 	for {
 		err := h.sleep(ctx, time.Until(deadline))
 		if err == nil {
 			return res, nil
 		}
 		rec, paused := h.gate.Local(h.cfg.Account)
-		if ctx.Err() == nil && !paused {
-			continue // some other pause-gate change; keep our turn
+		if ctx.Err() == nil && (!paused || (!rec.Until.IsZero() && !h.cfg.Clock.Now().Add(time.Until(deadline)).Before(rec.Until))) {
+			continue // no pause, or one over before our turn: keep it
 		}
 		h.settle(context.WithoutCancel(ctx), res, quota.Unknown, nil, true)
 		if ctx.Err() != nil {
 			return quota.Reservation{}, ctx.Err()
 		}
+		if h.waitShortPause(ctx, rec.Until, started) {
+			return quota.Reservation{}, errAdmitAgain
+		}
 		return quota.Reservation{}, h.pausedWait(rec.Until, rec.Reason)
+	}
+}
+
+// errAdmitAgain: a scheduled turn was given back for a short pause that is
+// now over; ask for a new one.
+var errAdmitAgain = errors.New("admit again after a short pause")
+
+// waitShortPause waits out a pause that ends (until, zero = indefinite)
+// within MaxInlineWait of started, and reports whether it did: the task
+// then asks for admission again in the same slot. A longer pause, or the
+// task's end, returns false at once.
+func (h *Handler) waitShortPause(ctx context.Context, until time.Time, started time.Time) bool {
+	if until.IsZero() {
+		return false
+	}
+	d := until.Sub(h.cfg.Clock.Now())
+	if d <= 0 {
+		return true // already over (a record not yet cleared)
+	}
+	if time.Since(started)+d > h.cfg.MaxInlineWait {
+		return false
+	}
+	t := time.NewTimer(d + ScheduleSlack)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -327,3 +327,35 @@ func TestHandlerCostAboveLimitNeverSent(t *testing.T) {
 		t.Fatalf("provider saw %d requests, want 0", n)
 	}
 }
+
+// TestHandlerWaitsOutShortPause: a pause that ends within MaxInlineWait (a
+// rate-limit 429's precise wait, from another worker) is waited out in the
+// slot and the task goes on, instead of going back to asynq for a whole
+// second; a longer one sends the task back.
+func TestHandlerWaitsOutShortPause(t *testing.T) {
+	f := setup(t, fakeopenai.Config{RPM: 600})
+	ctx := context.Background()
+	p := `{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32}`
+
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(150 * time.Millisecond), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := f.h.ProcessTask(ctx, task(p)); err != nil {
+		t.Fatalf("short pause: %v, want the task done in the same slot", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Fatalf("the call went out after %v, before the pause ended", waited)
+	}
+
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(10 * time.Second), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+		t.Fatal(err)
+	}
+	var w *backoff.Wait
+	if err := f.h.ProcessTask(ctx, task(p)); !errors.As(err, &w) {
+		t.Fatalf("long pause: %v, want the task back to asynq (*backoff.Wait)", err)
+	}
+	if s := f.fake.Stats(); s.Requests != 1 {
+		t.Fatalf("provider saw %d requests, want 1", s.Requests)
+	}
+}
