@@ -2,6 +2,7 @@ package quota
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -441,5 +442,25 @@ func TestCalibrationFromUsage(t *testing.T) {
 	// Both bases are flat here (chars 1.0, tokens 1.25): either predicts 100.
 	if got, err := e.l.Estimate(e.ctx, e.acct, Input{Chars: 200, Tokens: 160}); err != nil || got != 200 {
 		t.Fatalf("estimate = %d, %v; want 200", got, err)
+	}
+}
+
+// TestCalibrationTooLargeOnlyOnTheLeastCharge: before the provider's formula
+// is learned, a request whose larger basis exceeds the bucket but whose
+// smaller one fits is not refused as too large (a CJK prompt's tokenizer
+// count is several times what a characters/4 limiter charges); once a
+// factor is learned, the calibrated estimate decides.
+func TestCalibrationTooLargeOnlyOnTheLeastCharge(t *testing.T) {
+	e := setupLimiter(t, Config{TPM: 60000, Burst: time.Second}) // a 1000-token bucket
+	cjk := Input{Chars: 400, Tokens: 1200}
+	d, err := e.l.ReserveRequest(e.ctx, e.acct, cjk, 64)
+	if err != nil {
+		t.Fatalf("CJK prompt refused before calibration: %v", err)
+	}
+	if !d.OK || d.Reservation.Cost.Tokens != 1200+64 {
+		t.Fatalf("decision %+v, want admitted at the larger basis once the bucket is full", d)
+	}
+	if _, err := e.l.ReserveRequest(e.ctx, e.acct, Input{Chars: 1200, Tokens: 1300}, 64); !errors.Is(err, ErrCostExceedsLimit) {
+		t.Fatalf("a request over the bucket on both bases: %v, want ErrCostExceedsLimit", err)
 	}
 }

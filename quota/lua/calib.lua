@@ -138,16 +138,25 @@ local function cal_source(ck, src)
 end
 
 -- cal_estimate returns the input tokens to reserve for a request with the
--- given bases, from the calibration hash ck.
+-- given bases, from the calibration hash ck, and the least the request
+-- could be charged as far as the calibration knows: the estimate itself
+-- once a factor is learned, the smaller basis before (the request may
+-- only be refused as too large for the bucket on that figure).
 local function cal_estimate(ck, chars, toks)
   local c = redis.call('HMGET', ck, 'basis', 'kc', 'kt')
   local kc, kt = tonumber(c[2]), tonumber(c[3])
+  local est
   if c[1] == 't' and kt and toks > 0 then
-    return math.ceil(kt * toks - 1e-9)
+    est = math.ceil(kt * toks - 1e-9)
   elseif kc then
-    return math.ceil(kc * chars - 1e-9)
+    est = math.ceil(kc * chars - 1e-9)
   end
-  return math.max(chars, toks)
+  if est then
+    return est, est
+  end
+  local least = chars
+  if toks > 0 and toks < chars then least = toks end
+  return math.max(chars, toks), least
 end
 
 -- cal_observe learns from a response's remaining-tokens figure rem (the

@@ -6,4 +6,5 @@
 -- ARGV[2] input on the tokens basis (0 = no tokenizer)
 --
 -- Returns the estimate in tokens.
-return cal_estimate(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local est = cal_estimate(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return est

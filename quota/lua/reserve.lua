@@ -83,9 +83,9 @@ local rc, tc = tonumber(ARGV[2]), tonumber(ARGV[3])
 -- The token cost: the calibrated estimate of the input plus the output
 -- allowance, unless the caller gave the cost itself.
 local in_c, in_t, in_o = tonumber(ARGV[22]), tonumber(ARGV[23]), tonumber(ARGV[24])
-local est_in = in_t
+local est_in, least_in = in_t, in_t
 if in_c >= 0 then
-  est_in = cal_estimate(KEYS[9], in_c, in_t)
+  est_in, least_in = cal_estimate(KEYS[9], in_c, in_t)
   tc = est_in + in_o
 else
   in_c, in_o = in_t, math.max(0, tc - in_t)
@@ -132,7 +132,11 @@ local _, tfull = shape(tonumber(h[3]) or 0, tonumber(ARGV[5]), burst, tonumber(h
 if rl > 0 and rc > rfull then
   return {4, 1}
 end
-if tl > 0 and tc > tfull then
+-- Too large only if even the least the provider may charge is: before the
+-- calibration knows the provider's formula, a CJK prompt's tokenizer count
+-- may be four times what a characters/4 limiter charges. A larger cost is
+-- admitted once the bucket is full (need is capped to the capacity below).
+if tl > 0 and least_in + tc - est_in > tfull then
   return {4, 2}
 end
 
