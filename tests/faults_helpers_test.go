@@ -27,7 +27,7 @@ import (
 func newSetupOn(t *testing.T, url string, cfg fakeopenai.Config) *setup {
 	t.Helper()
 	fake, base := startFake(t, cfg)
-	return &setup{Redis: url, Fake: fake, BaseURL: base, Queue: "q-" + testutil.Name(t), Account: "a-" + testutil.Name(t)}
+	return &setup{Redis: url, Fake: fake, BaseURL: base, Queue: "q-" + testutil.Name(t), Account: "a-" + testutil.Name(t), Spool: t.TempDir()}
 }
 
 // halt sends sig to the server and waits until it has exited.

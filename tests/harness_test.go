@@ -177,13 +177,14 @@ type setup struct {
 	BaseURL string
 	Queue   string
 	Account string
+	Spool   string // the workers' --spool-dir (kept across worker restarts)
 }
 
 func newSetup(t *testing.T, cfg fakeopenai.Config) *setup {
 	t.Helper()
 	url := needRedis(t)
 	fake, base := startFake(t, cfg)
-	s := &setup{Redis: url, Fake: fake, BaseURL: base, Queue: "q-" + testutil.Name(t), Account: "a-" + testutil.Name(t)}
+	s := &setup{Redis: url, Fake: fake, BaseURL: base, Queue: "q-" + testutil.Name(t), Account: "a-" + testutil.Name(t), Spool: t.TempDir()}
 	t.Cleanup(func() { deleteQueue(t, url, s.Queue); deleteAccount(t, url, s.Account) })
 	return s
 }
@@ -227,7 +228,7 @@ func deleteKeys(t *testing.T, url, pattern, set, member string) {
 func (s *setup) workerArgs(concurrency int, extra ...string) []string {
 	return append([]string{"worker", "--redis", s.Redis, "--openai-base-url", s.BaseURL,
 		"--concurrency", strconv.Itoa(concurrency), "--queues", s.Queue + "=1", "--account", s.Account,
-		"--delayed-check-interval", "100ms"}, extra...)
+		"--delayed-check-interval", "100ms", "--spool-dir", s.Spool}, extra...)
 }
 
 // startWorkers starts n workers of s and waits until each has started.

@@ -109,15 +109,20 @@ func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if fake == nil {
 		account = defaultAccount(baseURL, apiKey)
 	}
+	spool, err := os.MkdirTemp("", "promptq-demo-spool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(spool)
 	var ws []*worker.Worker
 	for i := range workers {
 		w, err := worker.Start(ctx, worker.Config{
 			Redis: aopt, RDB: rdb, Queues: map[string]int{demoQueue: 1}, Concurrency: concurrency,
-			DelayedTaskCheckInterval: 200 * time.Millisecond,
-			Handler:                  worker.HandlerConfig{Account: account, QuotaControl: true},
-			Provider:                 provider.Config{BaseURL: baseURL, APIKey: apiKey, Timeout: time.Minute},
-			Gate:                     pausegate.Config{SetBy: fmt.Sprintf("demo-worker-%d", i+1)},
-			Logger:                   log.With().Int("replica", i+1).Logger(),
+			DelayedTaskCheckInterval: 200 * time.Millisecond, SpoolDir: spool,
+			Handler:  worker.HandlerConfig{Account: account, QuotaControl: true},
+			Provider: provider.Config{BaseURL: baseURL, APIKey: apiKey, Timeout: time.Minute},
+			Gate:     pausegate.Config{SetBy: fmt.Sprintf("demo-worker-%d", i+1)},
+			Logger:   log.With().Int("replica", i+1).Logger(),
 		})
 		if err != nil {
 			return err

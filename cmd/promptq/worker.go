@@ -16,6 +16,7 @@ import (
 	"github.com/promptq/promptq/internal/worker"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/tasks"
 )
 
 // workerFlags are the flags of `promptq worker` (demo reuses most of them).
@@ -48,6 +49,8 @@ type workerFlags struct {
 	slowdownCut     float64
 	slowdownGrowth  float64
 	slowdownEvery   time.Duration
+	spoolDir        string
+	retention       time.Duration
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -77,6 +80,8 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Float(&w.slowdownGrowth, "slowdown-growth", "SLOWDOWN_GROWTH", quota.RampGrowthDefault, "after a slow_down cut, the admitted rate grows by at most this fraction per --slowdown-interval until back at the full limit (0 < x <= 10)")
 	f.Duration(&w.slowdownEvery, "slowdown-interval", "SLOWDOWN_INTERVAL", quota.RampIntervalDefault, "period of --slowdown-growth (1s to 24h)")
 	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
+	f.String(&w.spoolDir, "spool-dir", "WORKER_SPOOL_DIR", worker.SpoolDirDefault(), "directory where paid answers wait while Redis is away (one subdirectory per account); keep it across restarts: a worker stores what is there before taking tasks")
+	f.Duration(&w.retention, "retention", "RESULT_RETENTION", tasks.RetentionDefault, "how long a task's stored answer (its idempotency record) is kept; match enqueue's --retention")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
 	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
 	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
@@ -111,6 +116,10 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--slowdown-growth / SLOWDOWN_GROWTH must be > 0 and <= 10, got %v", w.slowdownGrowth)
 	case w.slowdownEvery < time.Second || w.slowdownEvery > 24*time.Hour:
 		return fmt.Errorf("--slowdown-interval / SLOWDOWN_INTERVAL must be between 1s and 24h, got %v", w.slowdownEvery)
+	case w.retention < time.Minute || w.retention > 365*24*time.Hour:
+		return fmt.Errorf("--retention / RESULT_RETENTION must be between 1m and 8760h, got %v", w.retention)
+	case w.spoolDir == "":
+		return errors.New("--spool-dir / WORKER_SPOOL_DIR must not be empty")
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
 		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
 	}
@@ -150,10 +159,13 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		Concurrency:              w.concurrency,
 		DelayedTaskCheckInterval: w.delayedCheck,
 		ShutdownTimeout:          w.shutdownTimeout,
+		SpoolDir:                 w.spoolDir,
+		ResultRetention:          w.retention,
 		Handler: worker.HandlerConfig{
 			Account: account, QuotaControl: w.quotaControl, MaxInlineWait: w.maxInlineWait,
 			DefaultMaxOutputTokens: w.defaultMaxOut, DefaultPause: pause,
 			Estimator: tokens.NewEstimator(w.estimator), IgnoreHeaders: !w.monitoring, QuotaLogEvery: w.quotaLogEvery,
+			RequestTimeout: w.requestTimeout,
 		},
 		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
 		Quota: quota.Config{

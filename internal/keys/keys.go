@@ -58,3 +58,17 @@ func Calib(acct string) string { return tag(acct) + "calib" }
 // id:chars:tokens:max_output, score = send time in ms), which the
 // calibration matches against the provider's remaining figures.
 func Sent(acct string) string { return tag(acct) + "sent" }
+
+// Answer is the idempotency record of one task of the account: a claim
+// ("claim:<owner>", expiring when the claimed call can no longer finish)
+// while the provider is being called, then the stored answer (the result's
+// JSON) for as long as results are kept.
+func Answer(acct, taskID string) string { return tag(acct) + "answer:" + taskID }
+
+// Alive is the liveness key of one worker process of the account, refreshed
+// while the process runs; a claim whose owner is not alive can be taken over.
+func Alive(acct, proc string) string { return tag(acct) + "alive:" + proc }
+
+// Suspect records (server time, ms) when a worker process of the account
+// was first seen not alive by a worker waiting for one of its claims.
+func Suspect(acct, proc string) string { return tag(acct) + "suspect:" + proc }

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/promptq/promptq/internal/answer"
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/provider"
 	"github.com/promptq/promptq/internal/tokens"
@@ -98,6 +100,10 @@ type HandlerConfig struct {
 	// short quota wait; without the bound a slot could cycle through the
 	// yielding tenant's backlog as fast as Redis answers.
 	YieldsPerSecond float64
+	// RequestTimeout bounds one provider call, which runs on a context of
+	// its own: neither a lost asynq lease nor a Redis outage cuts it
+	// (default 10m; the provider client enforces its own timeout too).
+	RequestTimeout time.Duration
 	// Estimator counts input tokens for reservations (default characters/4).
 	Estimator *tokens.Estimator
 	Clock     clock.Clock
@@ -111,6 +117,8 @@ const (
 	DefaultMaxOutputTokensDefault = 4096
 	// DefaultPauseDefault is HandlerConfig.DefaultPause's default.
 	DefaultPauseDefault = time.Hour
+	// RequestTimeoutDefault is HandlerConfig.RequestTimeout's default.
+	RequestTimeoutDefault = 10 * time.Minute
 )
 
 // Handler processes prompt tasks.
@@ -125,6 +133,19 @@ type Handler struct {
 	denied   forbiddenTracker
 	log      zerolog.Logger
 	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
+
+	// Paid answers (nil with quota control off, the naive baseline).
+	answers  *answer.Store
+	spool    *answer.Spool
+	ownerID  string        // this process, in claim owners
+	attempts atomic.Uint64 // attempt numbers, in claim owners
+	settles  *settleRetry  // settles that failed, retried when Redis is back
+
+	// Detached provider calls outlive their task's context; life ends them
+	// when the worker stops, and calls waits for them.
+	life     context.Context
+	stopLife context.CancelFunc
+	calls    sync.WaitGroup
 }
 
 // NewHandler returns a handler. lim and g may be nil when QuotaControl is off.
@@ -147,11 +168,18 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 	if cfg.YieldsPerSecond <= 0 {
 		cfg.YieldsPerSecond = 10
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = RequestTimeoutDefault
+	}
 	log := cfg.Logger.With().Str("component", "handler").Logger()
-	return &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: log,
+	life, stop := context.WithCancel(context.Background())
+	h := &Handler{cfg: cfg, lim: lim, gate: g, client: client, log: log,
 		yields: rate.NewLimiter(rate.Limit(cfg.YieldsPerSecond), max(1, int(cfg.YieldsPerSecond))),
 		// Redis errors repeat for every task while Redis is down.
-		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
+		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		life:     life, stopLife: stop, ownerID: newOwnerID()}
+	h.settles = newSettleRetry(h)
+	return h
 }
 
 // EstimateInput is what is known of a payload's input before it is sent:
@@ -197,6 +225,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		h.writeResult(t, tasks.Result{Error: msg, ErrorKind: string(backoff.KindInvalid), Attempts: retried + 1})
 		log.Warn().Str("kind", "invalid").Msg(msg)
 		return fmt.Errorf("%s: %w", msg, asynq.SkipRetry)
+	}
+	if h.spool != nil && taskID != "" {
+		// This worker holds the answer already (Redis was away when it came).
+		if e, ok := h.spool.Get(taskID); ok {
+			log.Info().Msg("answer found in the spool; storing it without calling the provider")
+			return h.storeAnswer(ctx, t, taskID, e.Answer, log)
+		}
 	}
 	started := h.cfg.Clock.Now()
 	input := EstimateInput(h.cfg.Estimator, p)
@@ -250,18 +285,57 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	for _, m := range p.Input.Messages {
 		req.Messages = append(req.Messages, provider.Message{Role: m.Role, Content: m.Content})
 	}
+	// Claim the task: no other attempt calls the provider while this one's
+	// call can still finish, and a task whose answer is stored is not paid
+	// for twice.
+	var owner string
+	if h.answers != nil && taskID != "" {
+		o, done, cerr := h.claimTask(ctx, taskID, log)
+		if cerr != nil || done != nil {
+			h.settle(ctx, res, quota.Unknown, nil, true)
+		}
+		switch {
+		case cerr != nil:
+			var w *backoff.Wait
+			if errors.As(cerr, &w) {
+				log.Info().Str("reason", w.Reason).Msg("not calling the provider")
+			}
+			return cerr
+		case done != nil:
+			log.Info().Msg("answer already stored; not calling the provider again")
+			return h.writeAnswer(ctx, t, done.data)
+		}
+		owner = o
+		defer func() {
+			if owner != "" { // the call did not produce an answer
+				h.releaseClaim(ctx, taskID, owner)
+			}
+		}()
+	}
+
+	// The call runs on a context of its own, bounded by the request
+	// timeout: a Redis outage that outlasts asynq's lease cancels ctx, and
+	// the call must not be cut (the provider may charge it all the same).
+	// It ends early only when the worker stops.
+	callCtx, cancelCall := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.RequestTimeout)
+	defer cancelCall()
+	stopCall := context.AfterFunc(h.life, cancelCall)
+	defer stopCall()
+	h.calls.Add(1)
+	defer h.calls.Done()
+
 	callStart := time.Now()
 	var onOpen func(http.Header)
 	if p.Stream && h.cfg.QuotaControl && !h.cfg.IgnoreHeaders && res.ID != "" {
 		// A stream's headers arrive long before its usage: feed them to the
 		// shared buckets at once; the settle at the end closes the reservation.
 		onOpen = func(hdr http.Header) {
-			if err := h.lim.Sync(ctx, res, quota.ParseHeaders(hdr, h.cfg.Clock.Now())); err != nil {
+			if err := h.lim.Sync(callCtx, res, quota.ParseHeaders(hdr, h.cfg.Clock.Now())); err != nil {
 				h.redisLog.Error().Err(err).Msg("quota sync at stream open")
 			}
 		}
 	}
-	resp, callErr := h.client.Call(ctx, req, onOpen)
+	resp, callErr := h.client.Call(callCtx, req, onOpen)
 	now := h.cfg.Clock.Now()
 	if callErr == nil {
 		outcome = quota.OutcomeSuccess
@@ -276,12 +350,6 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	}
 
 	if callErr == nil {
-		var usage *quota.Usage
-		if resp.Usage != nil {
-			usage = &quota.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
-		}
-		h.settle(ctx, res, info, usage, false)
-		h.logQuota(ctx)
 		fin := h.cfg.Clock.Now()
 		r := tasks.Result{
 			ID: p.ID, OutputText: resp.Text, Attempts: retried + 1, Model: resp.Model,
@@ -291,18 +359,35 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		if resp.Usage != nil {
 			r.Usage = tasks.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
 		}
-		// The provider has answered and been paid: try hard to keep the
-		// answer rather than let asynq send the prompt again.
-		var werr error
-		for try := range 3 {
-			if werr = h.writeResult(t, r); werr == nil {
-				break
+		// The provider has answered and been paid: the answer is kept until
+		// Redis has it, and the task is not sent again.
+		data, merr := answerData(r)
+		if merr != nil {
+			return fmt.Errorf("encode result: %w", merr)
+		}
+		var kept error
+		if h.answers != nil && taskID != "" {
+			owner = "" // the claim becomes the answer
+			if h.spool != nil {
+				if err := h.spool.Add(answer.Entry{Account: h.cfg.Account, TaskID: taskID, Answer: data, At: time.Now()}); err != nil {
+					log.Error().Err(err).Msg("spool file not written; the answer is kept in memory")
+				}
 			}
-			time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 		}
-		if werr != nil {
-			return fmt.Errorf("store result: %w", werr)
+		var usage *quota.Usage
+		if resp.Usage != nil {
+			usage = &quota.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
 		}
+		h.settle(ctx, res, info, usage, false)
+		if h.answers != nil && taskID != "" {
+			kept = h.storeAnswer(ctx, t, taskID, data, log)
+		} else {
+			kept = h.writeAnswer(ctx, t, data)
+		}
+		if kept != nil {
+			return kept
+		}
+		h.logQuota(ctx)
 		log.Debug().Int64("input_tokens", r.Usage.InputTokens).Int64("output_tokens", r.Usage.OutputTokens).Msg("task completed")
 		return nil
 	}
@@ -617,19 +702,28 @@ func (h *Handler) pausedWait(until time.Time, reason string) error {
 	return &backoff.Wait{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
 }
 
+// settle closes a reservation. It runs even when the task's context has
+// ended (a settle that never happens holds the reservation in flight for
+// its whole TTL, and the cold-start probe with it); one that fails is
+// retried in the background until Redis is back.
 func (h *Handler) settle(ctx context.Context, res quota.Reservation, info quota.HeaderInfo, usage *quota.Usage, refund bool) {
 	if !h.cfg.QuotaControl || res.ID == "" {
 		return
 	}
-	var err error
-	if refund {
-		err = h.lim.Refund(ctx, res, info)
-	} else {
-		err = h.lim.Settle(ctx, res, info, usage)
+	p := pendingSettle{res: res, info: info, usage: usage, refund: refund}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := h.settleOnce(sctx, p); err != nil {
+		h.redisLog.Error().Err(err).Msg("quota settle failed; retried once Redis answers")
+		h.settles.add(p)
 	}
-	if err != nil {
-		h.redisLog.Error().Err(err).Msg("quota settle")
+}
+
+func (h *Handler) settleOnce(ctx context.Context, p pendingSettle) error {
+	if p.refund {
+		return h.lim.Refund(ctx, p.res, p.info)
 	}
+	return h.lim.Settle(ctx, p.res, p.info, p.usage)
 }
 
 func (h *Handler) writeResult(t *asynq.Task, r tasks.Result) error {

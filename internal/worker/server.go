@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/promptq/promptq/internal/answer"
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/provider"
 	"github.com/promptq/promptq/pausegate"
@@ -37,7 +40,24 @@ type Config struct {
 	// Adaptive, when not nil, turns on the cluster-wide adaptive concurrency
 	// limit (--adaptive-concurrency); asynq's Concurrency stays the ceiling.
 	Adaptive *quota.ConcurrencyConfig
-	Logger   zerolog.Logger
+	// SpoolDir is the directory under which paid answers wait for Redis,
+	// one subdirectory per account (default: the user's cache directory,
+	// promptq/spool). Put it on storage that outlives the worker process.
+	SpoolDir string
+	// ResultRetention is how long a task's idempotency record (its stored
+	// answer) is kept: as long as results (default 24h).
+	ResultRetention time.Duration
+	Logger          zerolog.Logger
+}
+
+// SpoolDirDefault is Config.SpoolDir's default: promptq/spool in the
+// user's cache directory, or in the temporary directory without one.
+func SpoolDirDefault() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "promptq", "spool")
 }
 
 // QueuesDefault is the default queue set, highest priority first.
@@ -48,6 +68,7 @@ type Worker struct {
 	srv  *asynq.Server
 	gate *pausegate.Gate
 	insp *asynq.Inspector
+	h    *Handler
 	log  zerolog.Logger
 }
 
@@ -97,9 +118,35 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 			}
 		}()
 	}
+	if cfg.Handler.RequestTimeout == 0 && cfg.Provider.Timeout > 0 {
+		cfg.Handler.RequestTimeout = cfg.Provider.Timeout
+	}
 	h := NewHandler(cfg.Handler, lim, g, provider.New(cfg.Provider))
 	if !cfg.Handler.QuotaControl {
 		h.lim, h.gate = nil, nil
+	}
+	go h.settles.run(h.life)
+	if cfg.Handler.QuotaControl {
+		// Paid answers: the idempotency records, and the spool of answers
+		// an earlier run could not store, flushed before any task is taken.
+		st, err := answer.NewStore(cfg.RDB, answer.Config{Account: cfg.Handler.Account,
+			ClaimTTL: h.cfg.RequestTimeout + answer.ClaimSlack, Retention: cfg.ResultRetention})
+		if err != nil {
+			h.stopLife()
+			return nil, err
+		}
+		sp, err := answer.OpenSpool(answer.SpoolDir(cmp.Or(cfg.SpoolDir, SpoolDirDefault()), cfg.Handler.Account), st, cfg.Logger)
+		if err != nil {
+			h.stopLife()
+			return nil, err
+		}
+		if err := sp.FlushAll(ctx); err != nil {
+			h.stopLife()
+			return nil, fmt.Errorf("flush the answer spool: %w", err)
+		}
+		h.answers, h.spool = st, sp
+		go st.Heartbeat(h.life, h.ownerID)
+		go sp.Run(h.life)
 	}
 	if cfg.Adaptive != nil {
 		conc, err := quota.NewConcurrency(cfg.RDB, *cfg.Adaptive)
@@ -126,15 +173,34 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypePrompt, h)
 	if err := srv.Start(mux); err != nil {
+		h.stopLife()
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
 	log.Info().Int("concurrency", cfg.Concurrency).Strs("queues", queueNames(cfg.Queues)).Bool("quota_control", cfg.Handler.QuotaControl).Msg("worker started")
-	return &Worker{srv: srv, gate: g, insp: insp, log: log}, nil
+	return &Worker{srv: srv, gate: g, insp: insp, h: h, log: log}, nil
 }
 
-// Stop stops taking tasks and waits for in-flight ones (up to the shutdown timeout).
+// Stop stops taking tasks and waits for in-flight ones (up to the shutdown
+// timeout). Provider calls still running then are cut, and their claims
+// released, so other workers may call for those tasks at once.
 func (w *Worker) Stop() {
 	w.srv.Shutdown()
+	w.h.stopLife()
+	done := make(chan struct{})
+	go func() { w.h.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		w.log.Warn().Msg("provider calls still running at exit")
+	}
+	if w.h.spool != nil && w.h.spool.Len() > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		left, err := w.h.spool.Flush(ctx)
+		cancel()
+		if left > 0 {
+			w.log.Warn().Err(err).Int("answers", left).Msg("answers left in the spool; the next start stores them")
+		}
+	}
 	_ = w.insp.Close()
 	w.log.Info().Msg("worker stopped")
 }
