@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/keys"
 )
 
@@ -105,15 +106,21 @@ func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Rec
 		return Record{}, errors.New("pausegate: PauseRequest.Kind is empty")
 	}
 	now := g.cfg.Clock.Now()
-	var untilMs int64
+	// The script adds the length to Redis's clock: Until is turned into a
+	// length on the clock it was computed with (the caller's), so a wrong
+	// caller clock neither shortens nor lengthens the pause.
+	var forMs int64
 	switch {
 	case !req.Until.IsZero():
-		untilMs = req.Until.UnixMilli()
+		forMs = req.Until.Sub(now).Milliseconds()
+		if forMs <= 0 {
+			forMs = -1 // over already: writes nothing
+		}
 	case req.Kind != KindManual:
-		untilMs = now.Add(g.cfg.DefaultPause).UnixMilli()
+		forMs = g.cfg.DefaultPause.Milliseconds()
 	}
 	res, err := pauseScript.Run(ctx, g.rdb, []string{keys.Pause(account)},
-		untilMs, req.Reason, req.Kind, g.cfg.SetBy, now.UnixMilli(), RecordGrace.Milliseconds()).StringSlice()
+		forMs, req.Reason, req.Kind, g.cfg.SetBy, clock.ScriptNow(g.cfg.Clock), RecordGrace.Milliseconds()).StringSlice()
 	if err != nil {
 		return Record{}, fmt.Errorf("pausegate: pause %s: %w", account, err)
 	}
@@ -275,7 +282,7 @@ func (g *Gate) Tick(ctx context.Context, account string) error {
 func (g *Gate) autoResume(ctx context.Context, account, rawUntil string, now time.Time) (bool, error) {
 	token := g.cfg.SetBy + ":" + randHex()
 	won, err := clearScript.Run(ctx, g.rdb, []string{keys.Pause(account)},
-		rawUntil, now.UnixMilli(), token, ClaimLease.Milliseconds()).Int()
+		rawUntil, clock.ScriptNow(g.cfg.Clock), token, ClaimLease.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("pausegate: clear %s: %w", account, err)
 	}

@@ -247,16 +247,19 @@ func (c *Concurrency) Acquire(ctx context.Context, account string) (p Permit, ok
 	now := c.cfg.Clock.Now().UnixMilli()
 	res, err := semAcquireScript.Run(ctx, c.rdb,
 		[]string{keys.Concurrency(account), keys.Permits(account)},
-		now, id, c.cfg.Lease.Milliseconds(), c.cfg.Min, c.cfg.Max, c.cfg.Initial,
+		clock.ScriptNow(c.cfg.Clock), id, c.cfg.Lease.Milliseconds(), c.cfg.Min, c.cfg.Max, c.cfg.Initial,
 	).Int64Slice()
 	if err != nil {
 		return Permit{}, false, 0, fmt.Errorf("quota: acquire %s: %w", account, err)
 	}
-	if len(res) != 3 {
+	if len(res) < 3 {
 		return Permit{}, false, 0, fmt.Errorf("quota: acquire %s: unexpected reply %v", account, res)
 	}
 	if res[0] == 0 {
 		return Permit{}, false, time.Duration(res[2]) * time.Millisecond, nil
+	}
+	if len(res) >= 4 {
+		now = res[3] // Redis's clock, which Release compares with
 	}
 	return Permit{Account: account, ID: id, Acquired: time.UnixMilli(now)}, true, 0, nil
 }
@@ -288,7 +291,7 @@ func (c *Concurrency) Release(ctx context.Context, p Permit, o Outcome, latency 
 	}
 	err := semReleaseScript.Run(ctx, c.rdb,
 		[]string{keys.Concurrency(p.Account), keys.Permits(p.Account)},
-		c.cfg.Clock.Now().UnixMilli(), p.ID, p.Acquired.UnixMilli(), int(o),
+		clock.ScriptNow(c.cfg.Clock), p.ID, p.Acquired.UnixMilli(), int(o),
 		float64(latency)/float64(time.Millisecond), amp,
 		c.cfg.Min, c.cfg.Max, c.cfg.Initial,
 		c.cfg.IncreaseEvery.Milliseconds(), c.cfg.DecreaseFactor,
@@ -308,7 +311,7 @@ func (c *Concurrency) Limit(ctx context.Context, account string) (limit int, inF
 	}
 	res, err := semStateScript.Run(ctx, c.rdb,
 		[]string{keys.Concurrency(account), keys.Permits(account)},
-		c.cfg.Clock.Now().UnixMilli(), c.cfg.Min, c.cfg.Max, c.cfg.Initial,
+		clock.ScriptNow(c.cfg.Clock), c.cfg.Min, c.cfg.Max, c.cfg.Initial,
 	).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("quota: concurrency limit %s: %w", account, err)

@@ -467,7 +467,7 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account),
 			keys.Tenants(account), keys.Tenant(account, o.tenant), keys.FairSeen(account), keys.FairVT(account),
 			keys.Calib(account), keys.Sent(account)},
-		now.UnixMilli(), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
+		clock.ScriptNow(l.cfg.Clock), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
 		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
 		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
@@ -482,7 +482,11 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 	}
 	switch res[0] {
 	case 0:
-		r.At = time.UnixMilli(now.UnixMilli() + res[1]) // the send time, as the script recorded it
+		base := now.UnixMilli()
+		if len(res) >= 5 {
+			base = res[4] // the script's now: Redis's clock
+		}
+		r.At = time.UnixMilli(base + res[1]) // the send time, as the script recorded it
 		if len(res) >= 4 {
 			r.Cost.Tokens, r.EstimatedInput = res[2], res[3]
 		}
@@ -563,11 +567,10 @@ func (l *Limiter) settleBad(ctx context.Context, mode string, r Reservation, inf
 	if r.ID == "" {
 		return errors.New("quota: settle: empty reservation")
 	}
-	now := l.cfg.Clock.Now()
 	err := settleScript.Run(ctx, l.rdb,
 		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account),
 			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant), keys.Calib(r.Account), keys.Sent(r.Account)},
-		now.UnixMilli(), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
+		clock.ScriptNow(l.cfg.Clock), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
 		charged, total, r.EstimatedInput, input,
 		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
 		known(info.Requests.Limit), known(info.Requests.Remaining),
@@ -605,7 +608,7 @@ func (l *Limiter) SlowDown(ctx context.Context, account string) error {
 		return fmt.Errorf("quota: %w", err)
 	}
 	err := slowdownScript.Run(ctx, l.rdb, []string{keys.Limits(account)},
-		l.cfg.Clock.Now().UnixMilli(), l.cfg.RampCut, l.cfg.RampGrowth, l.cfg.RampInterval.Milliseconds(), RampMinFraction,
+		clock.ScriptNow(l.cfg.Clock), l.cfg.RampCut, l.cfg.RampGrowth, l.cfg.RampInterval.Milliseconds(), RampMinFraction,
 		SlowDownCooldown.Milliseconds(),
 	).Err()
 	if err != nil {

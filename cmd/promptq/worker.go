@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/provider"
@@ -51,6 +52,7 @@ type workerFlags struct {
 	slowdownEvery   time.Duration
 	spoolDir        string
 	retention       time.Duration
+	clockSkew       time.Duration
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -82,6 +84,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Duration(&w.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Minute, "timeout of one provider request")
 	f.String(&w.spoolDir, "spool-dir", "WORKER_SPOOL_DIR", worker.SpoolDirDefault(), "directory where paid answers wait while Redis is away (one subdirectory per account); keep it across restarts: a worker stores what is there before taking tasks")
 	f.Duration(&w.retention, "retention", "RESULT_RETENTION", tasks.RetentionDefault, "how long a task's stored answer (its idempotency record) is kept; match enqueue's --retention")
+	f.Duration(&w.clockSkew, "clock-skew", "PROMPTQ_CLOCK_SKEW", 0, "testing aid: run as if this host's clock were off by this much (-1h to 1h); shared state keeps Redis's clock either way")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
 	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
 	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
@@ -118,6 +121,8 @@ func (w *workerFlags) validate() error {
 		return fmt.Errorf("--slowdown-interval / SLOWDOWN_INTERVAL must be between 1s and 24h, got %v", w.slowdownEvery)
 	case w.retention < time.Minute || w.retention > 365*24*time.Hour:
 		return fmt.Errorf("--retention / RESULT_RETENTION must be between 1m and 8760h, got %v", w.retention)
+	case w.clockSkew < -time.Hour || w.clockSkew > time.Hour:
+		return fmt.Errorf("--clock-skew / PROMPTQ_CLOCK_SKEW must be between -1h and 1h, got %v", w.clockSkew)
 	case w.spoolDir == "":
 		return errors.New("--spool-dir / WORKER_SPOOL_DIR must not be empty")
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
@@ -153,6 +158,10 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		adaptive = &quota.ConcurrencyConfig{Initial: w.adaptiveInitial, Max: w.adaptiveMax,
 			Lease: max(quota.ConcurrencyLeaseDefault, w.requestTimeout+time.Minute)}
 	}
+	var clk clock.Clock = clock.Real{}
+	if w.clockSkew != 0 {
+		clk = clock.Skewed{Offset: w.clockSkew}
+	}
 	return worker.Config{
 		Adaptive:                 adaptive,
 		Queues:                   queues,
@@ -165,16 +174,16 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 			Account: account, QuotaControl: w.quotaControl, MaxInlineWait: w.maxInlineWait,
 			DefaultMaxOutputTokens: w.defaultMaxOut, DefaultPause: pause,
 			Estimator: tokens.NewEstimator(w.estimator), IgnoreHeaders: !w.monitoring, QuotaLogEvery: w.quotaLogEvery,
-			RequestTimeout: w.requestTimeout,
+			RequestTimeout: w.requestTimeout, Clock: clk,
 		},
 		Provider: provider.Config{BaseURL: w.baseURL, APIKey: apiKey, Timeout: w.requestTimeout},
 		Quota: quota.Config{
 			RPM: w.rpm, TPM: w.tpm, DailyRequests: w.dailyRequests, DailyTokens: w.dailyTokens,
 			Threshold: w.threshold, Location: loc, ReservationTTL: w.reservationTTL,
 			RampCut: w.slowdownCut, RampGrowth: w.slowdownGrowth, RampInterval: w.slowdownEvery,
-			NoFairShare: !w.fairShare,
+			NoFairShare: !w.fairShare, Clock: clk,
 		},
-		Gate: pausegate.Config{DefaultPause: pause},
+		Gate: pausegate.Config{DefaultPause: pause, Clock: clk},
 	}, nil
 }
 

@@ -47,3 +47,21 @@ func (f *Fake) Set(t time.Time) {
 	f.t = t
 	f.mu.Unlock()
 }
+
+// ScriptNow is the "now" argument of promptq's Lua scripts: "" for every
+// clock but Fake, so the script reads Redis's own clock (TIME) and no
+// worker's clock, however wrong, moves shared state; Fake's time in ms,
+// so tests can drive the scripts. Production code never builds a Fake.
+func ScriptNow(c Clock) any {
+	if f, ok := c.(*Fake); ok {
+		return f.Now().UnixMilli()
+	}
+	return ""
+}
+
+// Skewed is a clock off by a fixed offset: a host whose clock is wrong
+// (PROMPTQ_CLOCK_SKEW simulates one in tests of the one-clock rule).
+type Skewed struct{ Offset time.Duration }
+
+// Now returns time.Now() plus the offset.
+func (s Skewed) Now() time.Time { return time.Now().Add(s.Offset) }

@@ -4,7 +4,7 @@
 -- KEYS[1]  pause hash (keys.Pause(acct))
 -- ARGV[1]  the "until" value the caller read; the record is cleared only if
 --          it still holds exactly this value (a newer pause is never undone)
--- ARGV[2]  now in ms (from the caller's injected clock)
+-- ARGV[2]  '' (now from Redis TIME) or, in tests only, now in ms
 -- ARGV[3]  claim token (unique per call)
 -- ARGV[4]  lease in ms: a claim older than this is considered abandoned
 --          (its gate died between claiming and unpausing) and may be taken
@@ -17,7 +17,18 @@
 --
 -- Returns 1 if this call won the claim, 0 otherwise (record gone, until
 -- changed, not yet expired, indefinite, or claimed by someone else).
-local now = tonumber(ARGV[2])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now = script_now(ARGV[2])
 local cur = redis.call('HMGET', KEYS[1], 'until', 'claim_at')
 if not cur[1] or cur[1] ~= ARGV[1] then
   return 0

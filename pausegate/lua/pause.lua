@@ -1,11 +1,12 @@
 -- pause.lua: set or extend an account's pause record (extend-only).
 --
 -- KEYS[1]  pause hash (keys.Pause(acct)): until, reason, kind, set_by, set_at
--- ARGV[1]  until in ms since the epoch; "0" = indefinite
+-- ARGV[1]  pause length in ms from now (Redis's clock); "0" = indefinite;
+--          negative = already over (writes nothing)
 -- ARGV[2]  reason
 -- ARGV[3]  kind ("quota", "auth", "rate_limit", "daily", "manual", ...)
 -- ARGV[4]  set_by
--- ARGV[5]  now in ms (from the caller's injected clock)
+-- ARGV[5]  '' (now from Redis TIME) or, in tests only, now in ms
 -- ARGV[6]  grace in ms: a finite record is kept until + grace, then expires
 --
 -- Rules: an active record (until == 0 or until > now) is only ever extended.
@@ -16,8 +17,23 @@
 -- Returns {until, reason, kind, set_by, set_at, changed}: the effective
 -- record after the call (all "" when no pause is active) and changed = "1" if
 -- this call wrote the record, "0" otherwise (all strings).
-local now = tonumber(ARGV[5])
+-- Time comes from Redis (TIME), one clock for every worker: a worker whose
+-- clock is wrong cannot end or shorten anyone's pause. A non-empty ARGV[5]
+-- is a test-only override, passed only by internal/clock's Fake.
+local now
+if ARGV[5] ~= '' then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local new = tonumber(ARGV[1])
+if new ~= 0 then
+  new = now + new
+  if new <= now then
+    new = now -- not in the future: writes nothing
+  end
+end
 local cur = redis.call('HMGET', KEYS[1], 'until', 'reason', 'kind', 'set_by', 'set_at')
 
 local active = false
@@ -44,9 +60,10 @@ end
 
 -- DEL first: drops stale fields (such as a resume claim) and any TTL.
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'until', ARGV[1], 'reason', ARGV[2], 'kind', ARGV[3],
-  'set_by', ARGV[4], 'set_at', ARGV[5])
+local untilStr, nowStr = string.format('%d', new), string.format('%d', now)
+redis.call('HSET', KEYS[1], 'until', untilStr, 'reason', ARGV[2], 'kind', ARGV[3],
+  'set_by', ARGV[4], 'set_at', nowStr)
 if new ~= 0 then
   redis.call('PEXPIRE', KEYS[1], new - now + tonumber(ARGV[6]))
 end
-return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '1'}
+return {untilStr, ARGV[2], ARGV[3], ARGV[4], nowStr, '1'}

@@ -15,7 +15,7 @@
 -- KEYS[9] calib hash     promptq:{acct}:calib (read only; see calib.lua)
 -- KEYS[10] sent zset     promptq:{acct}:sent (member id:chars:tokens:max_output, score send ms)
 --
--- ARGV[1]  now, ms epoch (caller's clock)
+-- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2]  request cost
 -- ARGV[3]  token cost
 -- ARGV[4]  configured requests per minute (0 = none)
@@ -78,7 +78,18 @@
 -- A cost that exceeds the ramped capacity but not the full one is admitted
 -- once the bucket is full (the level goes into debt), rather than never.
 
-local now = tonumber(ARGV[1])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now = script_now(ARGV[1])
 local rc, tc = tonumber(ARGV[2]), tonumber(ARGV[3])
 -- The token cost: the calibrated estimate of the input plus the output
 -- allowance, unless the caller gave the cost itself.
@@ -344,4 +355,4 @@ if tb then
   redis.call('HSET', KEYS[6], unpack(tf))
   redis.call('PEXPIRE', KEYS[6], ARGV[11])
 end
-return {0, wait, tc, est_in}
+return {0, wait, tc, est_in, now}

@@ -4,7 +4,7 @@
 -- KEYS[1] state hash    promptq:{acct}:conc (read only here; fields limit, hold)
 -- KEYS[2] permits zset  promptq:{acct}:conc:permits (member permit id, score lease expiry ms)
 --
--- ARGV[1] now, ms epoch (caller's clock)
+-- ARGV[1] '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2] permit id
 -- ARGV[3] lease ms: the permit is dropped after this long unless released
 -- ARGV[4] min limit
@@ -12,13 +12,25 @@
 -- ARGV[6] initial limit, used while the hash holds none
 --
 -- Returns {code, limit, n}:
---   {1, limit, in_flight}  acquired; in_flight counts this permit
+--   {1, limit, in_flight, now}  acquired; in_flight counts this permit; now
+--                          (Redis's clock) is the permit's acquired time
 --   {0, limit, retry_ms}   the limit is reached; retry_ms is when a permit is
 --                          likely free: the smoothed hold time divided by the
 --                          limit (one permit comes back that often on average),
 --                          at least 10 ms, at most until the oldest lease ends
 
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[3])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now, lease = script_now(ARGV[1]), tonumber(ARGV[3])
 local lo, hi = tonumber(ARGV[4]), tonumber(ARGV[5])
 
 -- Permits of dead workers come back when their lease ends.
@@ -34,7 +46,7 @@ if n < limit then
   if redis.call('PTTL', KEYS[2]) < lease then
     redis.call('PEXPIRE', KEYS[2], lease)
   end
-  return {1, limit, n + 1}
+  return {1, limit, n + 1, now}
 end
 
 local hold = tonumber(st[2]) or 100 -- no release seen yet: poll every 100 ms

@@ -10,7 +10,7 @@
 --                         hold    EWMA of how long permits are held, ms
 -- KEYS[2] permits zset  promptq:{acct}:conc:permits (member permit id, score lease expiry ms)
 --
--- ARGV[1]  now, ms epoch (caller's clock)
+-- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2]  permit id
 -- ARGV[3]  acquired, ms epoch (the permit's Acquired)
 -- ARGV[4]  outcome: 0 other (no signal), 1 success, 2 overload
@@ -29,9 +29,20 @@
 -- went up, -1 if down, 0 if not; held 1 if the permit was still held, 0 if its
 -- lease had ended or it was released before.
 
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local ALPHA = 0.1 -- EWMA weight of a new sample (about the last 10 count)
 
-local now, id, acquired = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local now, id, acquired = script_now(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local outcome, lat = tonumber(ARGV[4]), tonumber(ARGV[5])
 local ample = ARGV[6] == '1'
 local lo, hi = tonumber(ARGV[7]), tonumber(ARGV[8])

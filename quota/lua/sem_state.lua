@@ -4,14 +4,25 @@
 -- KEYS[1] state hash    promptq:{acct}:conc (field limit)
 -- KEYS[2] permits zset  promptq:{acct}:conc:permits (score lease expiry ms)
 --
--- ARGV[1] now, ms epoch (caller's clock)
+-- ARGV[1] '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2] min limit
 -- ARGV[3] max limit
 -- ARGV[4] initial limit, used while the hash holds none
 --
 -- Returns {limit, in_flight}.
 
-local now = tonumber(ARGV[1])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now = script_now(ARGV[1])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit')) or tonumber(ARGV[4])
 limit = math.max(tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), limit))
 return {limit, redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}

@@ -12,7 +12,7 @@
 -- KEYS[7] calib hash     promptq:{acct}:calib (see calib.lua)
 -- KEYS[8] sent zset      promptq:{acct}:sent (see reserve.lua)
 --
--- ARGV[1]  now, ms epoch (caller's clock)
+-- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
 --          debit), 'refund' (the provider did not charge: give it back) or
 --          'sync' (a stream just opened: apply its headers, keep the
@@ -81,7 +81,18 @@
 --   send time < hat - W    older: ignored, since newer facts already cover it
 --                          and its "sent after" set is gone
 
-local now = tonumber(ARGV[1])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now = script_now(ARGV[1])
 local mode = ARGV[2]
 local rc, tc, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 

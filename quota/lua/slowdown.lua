@@ -7,7 +7,7 @@
 --
 -- KEYS[1] limits hash    promptq:{acct}:limits (fields ramp_*: see bucket.lua)
 --
--- ARGV[1] now, ms epoch (caller's clock)
+-- ARGV[1] '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2] cut: the new fraction is the current one times this (0 < cut < 1)
 -- ARGV[3] growth per interval (0.5 = +50%)
 -- ARGV[4] interval ms
@@ -16,7 +16,18 @@
 --
 -- Returns the new fraction as a string (fixed notation, 6 decimals).
 
-local now = tonumber(ARGV[1])
+-- Time comes from Redis (TIME), one clock for every worker: no caller's
+-- clock can move shared state. A non-empty now argument is a test-only
+-- override, passed only by internal/clock's Fake.
+local function script_now(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local now = script_now(ARGV[1])
 local h = redis.call('HMGET', KEYS[1], 'ramp_f', 'ramp_ts', 'ramp_g', 'ramp_iv')
 local f = ramp_fraction(h[1], h[2], h[3], h[4], now)
 local last = tonumber(h[2])
