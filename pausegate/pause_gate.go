@@ -112,7 +112,8 @@ func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Rec
 	var forMs int64
 	switch {
 	case !req.Until.IsZero():
-		forMs = req.Until.Sub(now).Milliseconds()
+		// Rounded up: the pause never ends before the caller's Until.
+		forMs = int64((req.Until.Sub(now) + time.Millisecond - 1) / time.Millisecond)
 		if forMs <= 0 {
 			forMs = -1 // over already: writes nothing
 		}
