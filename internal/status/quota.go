@@ -18,11 +18,12 @@ type Quota struct {
 	InFlight  int64  `json:"in_flight"`
 	Throttled int64  `json:"throttled"`
 	// RampFraction is the share of the limits admitted after a slow_down (1 = none).
-	RampFraction float64  `json:"ramp_fraction"`
-	Estimate     Estimate `json:"input_token_estimate"`
-	Tenants      []Tenant `json:"tenants"`
-	Fair         []Fair   `json:"fair"`
-	UpdatedAt    *string  `json:"updated_at"` // RFC 3339 with milliseconds
+	RampFraction float64     `json:"ramp_fraction"`
+	Estimate     Estimate    `json:"input_token_estimate"`
+	Calibration  Calibration `json:"calibration"`
+	Tenants      []Tenant    `json:"tenants"`
+	Fair         []Fair      `json:"fair"`
+	UpdatedAt    *string     `json:"updated_at"` // RFC 3339 with milliseconds
 }
 
 // Bucket is one per-minute rate bucket.
@@ -51,6 +52,19 @@ type Estimate struct {
 	MeanAbsError *float64 `json:"mean_abs_error"`
 	// Bias is the mean (estimated - actual) / actual; null without samples.
 	Bias *float64 `json:"bias"`
+}
+
+// Calibration is what the limiter learned of how the provider charges a
+// request's input (quota.Calibration).
+type Calibration struct {
+	Source  *string  `json:"source"` // "headers" or "usage"; null: nothing learned yet
+	Basis   *string  `json:"basis"`  // "chars" or "tokens"; null: none yet
+	Factor  *float64 `json:"factor"` // null: none yet
+	Spread  *float64 `json:"spread"` // null: none yet
+	Ring    int64    `json:"ring"`
+	Samples int64    `json:"samples"`
+	Bad     int64    `json:"bad"`
+	Missing int64    `json:"missing"`
 }
 
 // Tenant is one tenant's budget and use.
@@ -98,6 +112,14 @@ func NewQuota(s quota.Snapshot) Quota {
 			RequestLimit: positive(s.Daily.RequestLimit), TokenLimit: positive(s.Daily.TokenLimit),
 			Threshold: s.Daily.Threshold, ResetAt: timeString(s.Daily.ResetAt),
 		},
+	}
+	c := s.Calibration
+	q.Calibration = Calibration{Ring: c.Ring, Samples: c.Samples, Bad: c.Bad, Missing: c.Missing}
+	if c.Source != "" {
+		q.Calibration.Source = ptr(c.Source)
+	}
+	if c.Basis != "" {
+		q.Calibration.Basis, q.Calibration.Factor, q.Calibration.Spread = ptr(c.Basis), ptr(c.Factor), ptr(c.Spread)
 	}
 	if s.EstimateSamples > 0 {
 		q.Estimate.MeanAbsError, q.Estimate.Bias = ptr(s.EstimateMeanAbsErr), ptr(s.EstimateBias)
