@@ -156,7 +156,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 			for _, ve := range errs {
 				t.Errorf("#%d %s %s -> %d: %s: %s", i, x.method, x.path, resp.StatusCode, ve.Message, ve.Reason)
 				for _, se := range ve.SchemaValidationErrors {
-					t.Errorf("    %s at %s", se.Reason, se.Location)
+					t.Errorf("    %s at %s (schema %s)", se.Reason, se.FieldPath, se.KeywordLocation)
 				}
 			}
 			t.Logf("body: %.600s", b)
