@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,12 +247,59 @@ func pinned(image string) bool {
 	return tag != "" && tag != "latest" && !strings.Contains(tag, "$")
 }
 
-// interpolation matches compose's ${NAME}, ${NAME:-default} and ${NAME-default}.
-var interpolation = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)(?::?-([^}]*))?\}`)
+// interpolation matches compose's ${NAME}, ${NAME:-default}, ${NAME-default},
+// ${NAME:?message} and ${NAME?message}.
+var interpolation = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)(?::?([-?])([^}]*))?\}`)
 
-// resolve replaces compose interpolations by their defaults ("" without one).
+// resolve replaces compose interpolations by their defaults ("" without one,
+// and for a required variable, whose value is unknown here).
 func resolve(v string) string {
-	return interpolation.ReplaceAllStringFunc(v, func(s string) string { return interpolation.FindStringSubmatch(s)[2] })
+	return interpolation.ReplaceAllStringFunc(v, func(s string) string {
+		if mm := interpolation.FindStringSubmatch(s); mm[2] == "-" {
+			return mm[3]
+		}
+		return ""
+	})
+}
+
+// requiredInterpolation matches ${NAME:?message}, which compose refuses to
+// run with when NAME is unset or empty.
+var requiredInterpolation = regexp.MustCompile(`^\$\{[A-Z_][A-Z0-9_]*:\?[^}]*\}$`)
+
+// serveTokenProblem checks what `promptq serve` itself enforces at start-up:
+// on an address that is not loopback it needs PROMPTQ_ADMIN_TOKEN, so the
+// deploy file must make the token required rather than optionally empty.
+// args is the serve invocation; env maps variables to their raw values;
+// tokenRequired says whether the token's source cannot be empty.
+func serveTokenProblem(args []string, env map[string]string, tokenRequired bool) string {
+	if firstOr(args) != "serve" || tokenRequired {
+		return ""
+	}
+	addr := resolve(env["PROMPTQ_SERVE_ADDR"])
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--addr="); ok {
+			addr = v
+		} else if a == "--addr" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
+	if addr == "" || loopback(addr) {
+		return ""
+	}
+	return fmt.Sprintf("serve listens on %s without a required PROMPTQ_ADMIN_TOKEN (serve refuses to start; make the token required)", addr)
+}
+
+// loopback reports whether host:port names only loopback, as serve decides.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ---- the checks ----
@@ -314,6 +362,11 @@ func lintCompose(s *spec, services map[string]any) []string {
 			probs = append(probs, fmt.Sprintf("service %s: %s", name, p))
 		}
 		env := composeEnv(svc["environment"])
+		raw := rawComposeEnv(svc["environment"])
+		tok := raw["PROMPTQ_ADMIN_TOKEN"]
+		if p := serveTokenProblem(args, raw, requiredInterpolation.MatchString(tok) || (tok != "" && resolve(tok) != "")); p != "" {
+			probs = append(probs, fmt.Sprintf("service %s: %s", name, p))
+		}
 		if c := s.cmds[firstOr(args)]; c != nil {
 			for k := range env {
 				if !c.envs[k] {
@@ -339,13 +392,22 @@ func lintCompose(s *spec, services map[string]any) []string {
 }
 
 func composeEnv(v any) map[string]string {
+	env := rawComposeEnv(v)
+	for k, x := range env {
+		env[k] = resolve(x)
+	}
+	return env
+}
+
+// rawComposeEnv is a service's environment before interpolation.
+func rawComposeEnv(v any) map[string]string {
 	env := map[string]string{}
 	for k, x := range m(v) {
-		env[k] = resolve(str(x))
+		env[k] = str(x)
 	}
 	for _, x := range strs(v) {
 		k, val, _ := strings.Cut(x, "=")
-		env[k] = resolve(val)
+		env[k] = val
 	}
 	return env
 }
@@ -384,8 +446,14 @@ func lintPod(s *spec, workload string, pod map[string]any, configMaps map[string
 			probs = append(probs, fmt.Sprintf("%s: %s", where, p))
 		}
 		env := map[string]string{}
+		tokenRequired := false
 		for _, ev := range l(c["env"]) {
-			env[str(m(ev)["name"])] = str(m(ev)["value"])
+			name := str(m(ev)["name"])
+			env[name] = str(m(ev)["value"])
+			if name == "PROMPTQ_ADMIN_TOKEN" {
+				ref := m(m(m(ev)["valueFrom"])["secretKeyRef"])
+				tokenRequired = env[name] != "" || (ref != nil && ref["optional"] != true)
+			}
 		}
 		for _, ef := range l(c["envFrom"]) {
 			ref := m(m(ef)["configMapRef"])
@@ -402,6 +470,9 @@ func lintPod(s *spec, workload string, pod map[string]any, configMaps map[string
 					env[k] = str(v)
 				}
 			}
+		}
+		if p := serveTokenProblem(args, env, tokenRequired); p != "" {
+			probs = append(probs, fmt.Sprintf("%s: %s", where, p))
 		}
 		cs := s.cmds[firstOr(args)]
 		if cs != nil {
@@ -819,8 +890,30 @@ func TestLintHelpers(t *testing.T) {
 	if !isPromptq("registry.example.com/team/promptq:0.1.0") || isPromptq("redis:7.4") || isPromptq("promptq-other:1") {
 		t.Error("isPromptq misclassifies images")
 	}
-	if got := resolve("${A:-2m}x${B}"); got != "2mx" {
+	if got := resolve("${A:-2m}x${B}y${C:?set C}"); got != "2mxy" {
 		t.Errorf("resolve = %q", got)
+	}
+	serve := []struct {
+		args     []string
+		env      map[string]string
+		required bool
+		problem  bool
+	}{
+		{[]string{"serve", "--addr", "0.0.0.0:8080"}, nil, false, true},
+		{[]string{"serve", "--addr=0.0.0.0:8080"}, nil, false, true},
+		{[]string{"serve"}, map[string]string{"PROMPTQ_SERVE_ADDR": ":8080"}, false, true},
+		{[]string{"serve", "--addr", "0.0.0.0:8080"}, nil, true, false},
+		{[]string{"serve"}, nil, false, false}, // default 127.0.0.1:8080
+		{[]string{"serve", "--addr", "localhost:8080"}, nil, false, false},
+		{[]string{"worker"}, nil, false, false},
+	}
+	for _, tc := range serve {
+		if got := serveTokenProblem(tc.args, tc.env, tc.required); (got != "") != tc.problem {
+			t.Errorf("serveTokenProblem(%q, %v, %v) = %q, want a problem: %v", tc.args, tc.env, tc.required, got, tc.problem)
+		}
+	}
+	if !requiredInterpolation.MatchString("${T:?set T in .env}") || requiredInterpolation.MatchString("${T:-}") || requiredInterpolation.MatchString("${T?unset only}") {
+		t.Error("requiredInterpolation misclassifies")
 	}
 	shutdown := []struct {
 		env   map[string]string

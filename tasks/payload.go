@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -256,10 +257,51 @@ func ParsePayload(data []byte, maxBytes int) (*Payload, error) {
 	if dec.More() {
 		return nil, &FieldError{"payload", "has trailing data after the JSON object"}
 	}
+	if p.MaxOutputTokens == 0 && explicitZero(data, "max_output_tokens") {
+		// 0 in Go means "not set"; written out in JSON it is out of range.
+		return nil, &FieldError{"max_output_tokens", fmt.Sprintf("must be between 1 and %d", MaxOutputTokensLimit)}
+	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// explicitZero reports whether the JSON object data sets field to a number
+// (which decoded as 0).
+func explicitZero(data []byte, field string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	v, ok := m[field]
+	return ok && string(bytes.TrimSpace(v)) != "null"
+}
+
+// jsonKind names the JSON type that decodes into t, in JSON's words rather
+// than Go's.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another JSON type"
 }
 
 func jsonProblem(err error) string {
@@ -271,7 +313,8 @@ func jsonProblem(err error) string {
 		return fieldErr.Field + " " + fieldErr.Msg
 	case errors.As(err, &typeErr):
 		if typeErr.Field != "" {
-			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+			found, _, _ := strings.Cut(typeErr.Value, " ") // "number 1.5" -> "number"
+			return fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type), found)
 		}
 		return "must be a JSON object"
 	case errors.As(err, &synErr):

@@ -24,6 +24,10 @@ func TestParsePayload(t *testing.T) {
 		{"bad role", `{"model":"m","input":[{"role":"robot","content":"x"}]}`, "input[0].role"},
 		{"negative max", `{"model":"m","input":"hi","max_output_tokens":-1}`, "max_output_tokens"},
 		{"huge max", `{"model":"m","input":"hi","max_output_tokens":1000001}`, "max_output_tokens"},
+		{"zero max", `{"model":"m","input":"hi","max_output_tokens":0}`, "max_output_tokens"},
+		{"null max", `{"model":"m","input":"hi","max_output_tokens":null}`, ""},
+		{"max at limit", `{"model":"m","input":"hi","max_output_tokens":1000000}`, ""},
+		{"max of one", `{"model":"m","input":"hi","max_output_tokens":1}`, ""},
 		{"max as string", `{"model":"m","input":"hi","max_output_tokens":"256"}`, "payload"},
 		{"bad endpoint", `{"model":"m","input":"hi","endpoint":"completions"}`, "endpoint"},
 		{"bad queue", `{"model":"m","input":"hi","queue":"a b"}`, "queue"},
@@ -84,5 +88,14 @@ func TestInputRoundTrip(t *testing.T) {
 	}
 	if len(back.Input.Messages) != 1 || back.Input.Messages[0].Content != "hi" || back.QueueName() != DefaultQueue {
 		t.Fatalf("round trip lost data: %+v", back)
+	}
+}
+
+// TestParsePayloadNoGoTypeNames: a type error is told in JSON's words, never
+// as a Go type ("int64").
+func TestParsePayloadNoGoTypeNames(t *testing.T) {
+	_, err := ParsePayload([]byte(`{"model":"m","input":"hi","max_output_tokens":"256"}`), 0)
+	if err == nil || strings.Contains(err.Error(), "int64") || !strings.Contains(err.Error(), "an integer") {
+		t.Fatalf("error = %v, want it to say 'an integer' and never 'int64'", err)
 	}
 }

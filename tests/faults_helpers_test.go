@@ -73,14 +73,13 @@ func (s *redisServer) client(t *testing.T) *redis.Client {
 }
 
 // quotaFigures are the parts of an account's quota in `promptq status
-// --json` that these tests read (quota.Snapshot has no JSON tags, so the
-// names are the Go field names).
+// --json` that these tests read.
 type quotaFigures struct {
-	InFlight int64
+	InFlight int64 `json:"in_flight"`
 	Daily    struct {
-		Requests     int64
-		RequestLimit int64
-	}
+		Requests     int64  `json:"requests"`
+		RequestLimit *int64 `json:"request_limit"` // null: no daily budget
+	} `json:"daily"`
 }
 
 // quota reads s.Account's quota figures from `promptq status --json`.

@@ -86,8 +86,8 @@ func printStatus(w io.Writer, rep *statusReport) {
 			if th.Source == "assumed" {
 				rate += " (assumed)"
 			}
-			if th.ETASeconds != nil {
-				eta = (time.Duration(*th.ETASeconds) * time.Second).String()
+			if th.ETAMs != nil {
+				eta = (time.Duration(*th.ETAMs) * time.Millisecond).Round(time.Second).String()
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", q, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed, s.Paused, rate, eta)
@@ -111,9 +111,9 @@ func printStatus(w io.Writer, rep *statusReport) {
 			fmt.Fprintf(w, "PAUSED until resumed (kind %s, reason %q, set by %s)\n", p.Kind, p.Reason, p.SetBy)
 		default:
 			fmt.Fprintf(w, "PAUSED until %s (%s left; kind %s, reason %q, set by %s)\n", *p.Until,
-				(time.Duration(p.RemainingSeconds) * time.Second).String(), p.Kind, p.Reason, p.SetBy)
+				(time.Duration(*p.RemainingMs) * time.Millisecond).Round(time.Second).String(), p.Kind, p.Reason, p.SetBy)
 		}
-		if s, ok := rep.Quota[a]; ok {
+		if s, ok := rep.Snapshots[a]; ok {
 			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
 			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
 			fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)

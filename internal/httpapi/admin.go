@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/status"
 	"github.com/promptq/promptq/pausegate"
 )
@@ -14,14 +13,13 @@ import (
 // maxReasonLength caps a pause reason.
 const maxReasonLength = 500
 
-// PauseRequest is the body of POST /v1/pause. Every field is optional:
-// without Account every known account is paused; without For and Until the
-// pause lasts until resumed.
+// PauseRequest is the body of POST /v1/pause?account=A. Every field is
+// optional: without ?account= every known account is paused; without For
+// and Until the pause lasts until resumed.
 type PauseRequest struct {
-	Account string `json:"account"`
-	For     string `json:"for"`   // a Go duration such as "30m"
-	Until   string `json:"until"` // an RFC 3339 time
-	Reason  string `json:"reason"`
+	For    string `json:"for"`   // a Go duration such as "30m"
+	Until  string `json:"until"` // an RFC 3339 time
+	Reason string `json:"reason"`
 }
 
 // PausedAccount is one account in a POST /v1/pause response.
@@ -35,12 +33,6 @@ type PausedAccount struct {
 // PauseResponse is the body of a POST /v1/pause response.
 type PauseResponse struct {
 	Paused []PausedAccount `json:"paused"`
-}
-
-// ResumeRequest is the body of POST /v1/resume: without Account every paused
-// account (and every asynq queue paused by hand) is resumed.
-type ResumeRequest struct {
-	Account string `json:"account"`
 }
 
 // ResumeResponse is the body of a POST /v1/resume response.
@@ -59,40 +51,40 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 	var end time.Time
 	switch {
 	case req.For != "" && req.Until != "":
-		writeError(w, http.StatusBadRequest, `give "for" or "until", not both`, "for")
+		fail(w, http.StatusBadRequest, CodeInvalidField, `give "for" or "until", not both`, "for")
 		return
 	case req.For != "":
 		d, err := time.ParseDuration(req.For)
 		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("must be a positive duration such as \"30m\", got %q", req.For), "for")
+			fail(w, http.StatusBadRequest, CodeInvalidField, fmt.Sprintf("must be a positive duration such as \"30m\", got %q", req.For), "for")
 			return
 		}
 		end = now.Add(d)
 	case req.Until != "":
 		t, err := time.Parse(time.RFC3339, req.Until)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("must be an RFC 3339 time such as \"2026-11-27T15:04:05Z\", got %q", req.Until), "until")
+			fail(w, http.StatusBadRequest, CodeInvalidField, fmt.Sprintf("must be an RFC 3339 time such as \"2026-11-27T15:04:05Z\", got %q", req.Until), "until")
 			return
 		}
 		if !t.After(now) {
-			writeError(w, http.StatusBadRequest, "is in the past", "until")
+			fail(w, http.StatusBadRequest, CodeInvalidField, "is in the past", "until")
 			return
 		}
 		end = t
 	}
 	if len(req.Reason) > maxReasonLength {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("must be at most %d bytes", maxReasonLength), "reason")
+		fail(w, http.StatusBadRequest, CodeInvalidField, fmt.Sprintf("must be at most %d bytes", maxReasonLength), "reason")
 		return
 	}
 	if req.Reason == "" {
 		req.Reason = "manual pause"
 	}
-	accts, ok := s.accountsFor(w, r.Context(), req.Account)
+	accts, ok := s.accounts(w, r)
 	if !ok {
 		return
 	}
 	if len(accts) == 0 {
-		writeError(w, http.StatusConflict, "no account known yet (no worker has run); name one", "account")
+		fail(w, http.StatusConflict, CodeNoAccount, "no account known yet: no worker has run", "account")
 		return
 	}
 	resp := PauseResponse{Paused: []PausedAccount{}}
@@ -100,7 +92,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 		rec, err := s.gate.Pause(r.Context(), a, pausegate.PauseRequest{Until: end, Reason: req.Reason, Kind: pausegate.KindManual})
 		if err != nil {
 			s.log.Error().Err(err).Str("account", a).Msg("pause failed")
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("pause %s: %v", a, err), "")
+			fail(w, http.StatusServiceUnavailable, CodeUnavailable, "pausing "+a+" failed; Redis may be unreachable", "")
 			return
 		}
 		pa := PausedAccount{Account: a, Reason: rec.Reason, Kind: rec.Kind}
@@ -116,30 +108,31 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 
 // handleResume is POST /v1/resume, the API form of `promptq resume`.
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
-	var req ResumeRequest
+	var req struct{} // no fields: the account is ?account=
 	if !decodeBody(w, r, &req) {
 		return
 	}
 	ctx := r.Context()
 	resp := ResumeResponse{Resumed: []string{}, QueuesUnpaused: []string{}}
-	if req.Account != "" {
-		if err := keys.ValidateAccount(req.Account); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error(), "account")
+	if name := r.URL.Query().Get("account"); name != "" {
+		if !s.knownAccount(w, r, name) {
 			return
 		}
-		was, err := s.gate.Resume(ctx, req.Account)
+		was, err := s.gate.Resume(ctx, name)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("resume %s: %v", req.Account, err), "")
+			s.log.Error().Err(err).Str("account", name).Msg("resume failed")
+			fail(w, http.StatusServiceUnavailable, CodeUnavailable, "resuming "+name+" failed; Redis may be unreachable", "")
 			return
 		}
 		if was {
-			resp.Resumed = append(resp.Resumed, req.Account)
+			resp.Resumed = append(resp.Resumed, name)
 		}
 	} else {
 		resumed, err := s.gate.ResumeAll(ctx)
 		resp.Resumed = append(resp.Resumed, resumed...)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "resume: "+err.Error(), "")
+			s.log.Error().Err(err).Msg("resume failed")
+			fail(w, http.StatusServiceUnavailable, CodeUnavailable, "resuming failed; Redis may be unreachable", "")
 			return
 		}
 		// Queues paused by hand in asynqmon or by an older run, as `promptq resume` does.
@@ -156,43 +149,25 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// handleStatus is GET /v1/status: the JSON of `promptq status --json`.
+// handleStatus is GET /v1/status[?account=A]: the JSON of `promptq status --json`.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	accts, ok := s.accountsFor(w, r.Context(), r.URL.Query().Get("account"))
+	accts, ok := s.accounts(w, r)
 	if !ok {
 		return
 	}
 	rep, err := status.Collect(r.Context(), s.cfg.Redis, s.insp, accts)
 	if err != nil {
 		s.log.Error().Err(err).Msg("status failed")
-		writeError(w, http.StatusServiceUnavailable, "status: "+err.Error(), "")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "reading the status failed; Redis may be unreachable", "")
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
 }
 
-// accountsFor returns the one account named (validated), else every known
-// account. On failure it has already answered.
-func (s *Server) accountsFor(w http.ResponseWriter, ctx context.Context, account string) ([]string, bool) {
-	if account != "" {
-		if err := keys.ValidateAccount(account); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error(), "account")
-			return nil, false
-		}
-		return []string{account}, true
-	}
-	accts, err := s.cfg.Accounts(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "listing accounts: "+err.Error(), "")
-		return nil, false
-	}
-	return accts, true
-}
-
 // handleHealth is GET /healthz: 200 while Redis answers PING, else 503.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if err := s.ping(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "redis: "+err.Error(), "")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "Redis does not answer", "")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -202,7 +177,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // load balancers stop sending traffic before the listener closes.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		writeError(w, http.StatusServiceUnavailable, "shutting down", "")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "shutting down", "")
 		return
 	}
 	s.handleHealth(w, r)

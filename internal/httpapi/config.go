@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -29,6 +31,19 @@ const (
 	ShutdownTimeoutDefault = 10 * time.Second
 	// PingTimeoutDefault bounds the Redis PING of /healthz and /readyz.
 	PingTimeoutDefault = 2 * time.Second
+	// ReadTimeoutDefault bounds reading one request, body included.
+	ReadTimeoutDefault = 30 * time.Second
+	// WriteTimeoutDefault bounds one request from the end of its headers to
+	// the end of the response.
+	WriteTimeoutDefault = 60 * time.Second
+	// IdleTimeoutDefault is how long a keep-alive connection may wait for
+	// its next request.
+	IdleTimeoutDefault = 2 * time.Minute
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// MaxClientRequestsDefault is how many requests one client address may
+	// have in flight at once.
+	MaxClientRequestsDefault = 16
 )
 
 // Config configures a Server.
@@ -39,8 +54,27 @@ type Config struct {
 	// asynqmon (required).
 	RedisConnOpt asynq.RedisConnOpt
 	// AdminToken, when set, is required as a bearer token on /v1/* and
-	// /monitoring/*. Default "" (no authentication).
+	// /metrics, and on /monitoring/* as a bearer token or as the password of
+	// HTTP basic auth (for browsers). Default "" (no authentication: Serve
+	// then refuses a listener that is not on loopback).
 	AdminToken string
+	// MetricsPublic serves /metrics without the admin token. Default false.
+	MetricsPublic bool
+	// AllowedHosts are the Host header values (host names or addresses,
+	// without port) accepted. Default: without an AdminToken, the bound
+	// address, localhost, 127.0.0.1 and ::1 (so a DNS-rebinding page is
+	// refused); with one, any host.
+	AllowedHosts []string
+	// AllowedOrigins are origins ("https://admin.example.com") besides the
+	// server's own from which browsers may send state-changing requests.
+	// Default none.
+	AllowedOrigins []string
+	// MaxClientRequests is how many requests one client address may have in
+	// flight; more get 429. Default MaxClientRequestsDefault.
+	MaxClientRequests int
+	// ReadTimeout, WriteTimeout and IdleTimeout are the http.Server's.
+	// Defaults ReadTimeoutDefault, WriteTimeoutDefault, IdleTimeoutDefault.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// ReadOnly refuses every method but GET and HEAD with 403 and makes
 	// asynqmon read-only. Default false.
 	ReadOnly bool
@@ -71,6 +105,10 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.MaxBody = cmp.Or(c.MaxBody, MaxBodyDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.MaxClientRequests = cmp.Or(c.MaxClientRequests, MaxClientRequestsDefault)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, ReadTimeoutDefault)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, WriteTimeoutDefault)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, IdleTimeoutDefault)
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
@@ -92,6 +130,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("httpapi: Config.MaxBody must be at least %d bytes, got %d", MaxBodyMin, c.MaxBody)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("httpapi: Config.ShutdownTimeout must be positive, got %v", c.ShutdownTimeout)
+	case c.MaxClientRequests < 1 || c.MaxClientRequests > 10000:
+		return fmt.Errorf("httpapi: Config.MaxClientRequests must be between 1 and 10000, got %d", c.MaxClientRequests)
+	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
+		return errors.New("httpapi: Config.ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	}
+	for _, o := range c.AllowedOrigins {
+		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
+			return fmt.Errorf("httpapi: Config.AllowedOrigins: %q must be scheme://host[:port], got %v", o, err)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return fmt.Errorf("httpapi: Config.AllowedHosts: %q is not a host name or address", h)
+		}
 	}
 	return nil
 }

@@ -7,27 +7,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 )
-
-// apiError is the body of every error response.
-type apiError struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
 
 // writeJSON writes v as the JSON body of a response with status code.
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	writeBody(w, "application/json; charset=utf-8", code, v)
+}
+
+func writeBody(w http.ResponseWriter, contentType string, code int, v any) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// writeError writes {"error": msg, "field": field} with status code.
-func writeError(w http.ResponseWriter, code int, msg, field string) {
-	writeJSON(w, code, apiError{Error: msg, Field: field})
 }
 
 // readBody reads the whole (size-limited) body. On failure it has already
@@ -37,10 +33,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", tooBig.Limit), "body")
+		fail(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", tooBig.Limit), "body")
 		return nil, false
 	case err != nil:
-		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error(), "body")
+		fail(w, http.StatusBadRequest, CodeInvalidJSON, "the request body could not be read", "body")
 		return nil, false
 	}
 	return bytes.TrimSpace(data), true
@@ -59,17 +55,85 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("must be %s, not %s", typeErr.Type, typeErr.Value), typeErr.Field)
-			return false
+		msg, field := describeJSONError(err)
+		code := CodeInvalidJSON
+		if field != "body" {
+			code = CodeInvalidField
 		}
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "body")
+		fail(w, http.StatusBadRequest, code, msg, field)
 		return false
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, "trailing data after the JSON object", "body")
+		fail(w, http.StatusBadRequest, CodeInvalidJSON, "trailing data after the JSON object", "body")
 		return false
 	}
 	return true
+}
+
+// describeJSONError explains a decoding error in JSON's terms (never Go's
+// type names) and names the field it concerns ("body" for the whole).
+func describeJSONError(err error) (msg, field string) {
+	var typeErr *json.UnmarshalTypeError
+	var synErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type), jsonValueKind(typeErr.Value)), typeErr.Field
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("the body must be %s, not %s", jsonKind(typeErr.Type), jsonValueKind(typeErr.Value)), "body"
+	case errors.As(err, &synErr):
+		return fmt.Sprintf("the body is not valid JSON (at byte %d)", synErr.Offset), "body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body is truncated JSON", "body"
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + name, "body"
+	}
+	return "the body is not valid JSON", "body"
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another JSON type"
+}
+
+// jsonValueKind turns encoding/json's description of the value found
+// ("string", "number 1.5", "object") into plain words.
+func jsonValueKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	switch kind {
+	case "string":
+		return "a string"
+	case "number":
+		if n, ok := strings.CutPrefix(v, "number "); ok {
+			return "the number " + n
+		}
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "array":
+		return "an array"
+	case "object":
+		return "an object"
+	}
+	return "null"
 }

@@ -3,11 +3,11 @@ package httpapi
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,6 +42,9 @@ type Server struct {
 	tokenHash *[sha256.Size]byte // nil without an admin token
 	handler   http.Handler
 	draining  atomic.Bool
+	clients   *clientLimiter
+	cop       *http.CrossOriginProtection
+	boundHost atomic.Pointer[string] // the listener's IP, set by Serve: an allowed Host
 }
 
 // New builds a Server and registers its metrics collectors.
@@ -50,7 +53,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With().Str("component", "http").Logger()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With().Str("component", "http").Logger(),
+		clients: newClientLimiter(cfg.MaxClientRequests), cop: http.NewCrossOriginProtection()}
+	for _, o := range cfg.AllowedOrigins {
+		_ = s.cop.AddTrustedOrigin(o) // checked by Validate
+	}
 	if cfg.AdminToken != "" {
 		h := sha256.Sum256([]byte(cfg.AdminToken))
 		s.tokenHash = &h
@@ -126,19 +133,34 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	return s.Serve(ctx, ln)
 }
 
+// ErrNoTokenOffLoopback is returned by Serve for a listener that is not on
+// loopback when no admin token is configured.
+var ErrNoTokenOffLoopback = errors.New("httpapi: refusing to serve without an admin token on an address that is not loopback; set PROMPTQ_ADMIN_TOKEN or listen on 127.0.0.1")
+
 // Serve serves on ln until ctx ends, then stops accepting, fails /readyz, and
 // waits up to Config.ShutdownTimeout for requests in flight. It returns nil
-// after a clean shutdown.
+// after a clean shutdown. Without an admin token it refuses (and closes) a
+// listener that is not on loopback: ErrNoTokenOffLoopback.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if s.tokenHash == nil && !tcp.IP.IsLoopback() {
+			ln.Close()
+			return ErrNoTokenOffLoopback
+		}
+		host := tcp.IP.String()
+		s.boundHost.Store(&host)
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(ReadHeaderTimeout, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          log.New(s.log, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("auth", s.tokenHash != nil).
-		Bool("read_only", s.cfg.ReadOnly).Msg("serving")
+		Bool("read_only", s.cfg.ReadOnly).Bool("metrics_public", s.cfg.MetricsPublic).Msg("serving")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -157,68 +179,59 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// route is one method and path of the API, as the OpenAPI document lists it.
+type route struct {
+	method, pattern string
+	auth            authKind
+	api             bool // under /v1: read-only mode and the JSON Content-Type apply
+	h               http.HandlerFunc
+}
+
+// apiRoutes lists every documented route. The mux is built from it and the
+// OpenAPI test checks the document against it, so a route cannot be added
+// without documenting it.
+func (s *Server) apiRoutes(metricsHandler http.Handler) []route {
+	metricsAuth := authBearer
+	if s.cfg.MetricsPublic {
+		metricsAuth = authNone
+	}
+	return []route{
+		{http.MethodGet, "/healthz", authNone, false, s.handleHealth},
+		{http.MethodGet, "/readyz", authNone, false, s.handleReady},
+		{http.MethodGet, "/openapi.json", authNone, false, handleOpenAPI},
+		{http.MethodGet, "/metrics", metricsAuth, false, metricsHandler.ServeHTTP},
+		{http.MethodPost, "/v1/tasks", authBearer, true, s.handleEnqueue},
+		{http.MethodGet, "/v1/tasks/{id}", authBearer, true, s.handleGetTask},
+		{http.MethodPost, "/v1/pause", authBearer, true, s.handlePause},
+		{http.MethodPost, "/v1/resume", authBearer, true, s.handleResume},
+		{http.MethodGet, "/v1/status", authBearer, true, s.handleStatus},
+		{http.MethodGet, "/v1/tenants", authBearer, true, s.handleListTenants},
+		{http.MethodGet, "/v1/tenants/{tenant}", authBearer, true, s.handleGetTenant},
+		{http.MethodPut, "/v1/tenants/{tenant}", authBearer, true, s.handleSetTenant},
+		{http.MethodDelete, "/v1/tenants/{tenant}", authBearer, true, s.handleDeleteTenant},
+	}
+}
+
 // routes wires every path to its handler behind the right middleware.
 func (s *Server) routes(metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/healthz", methods{http.MethodGet: s.handleHealth})
-	mux.Handle("/readyz", methods{http.MethodGet: s.handleReady})
-	mux.Handle("/metrics", methods{http.MethodGet: metricsHandler.ServeHTTP})
-
-	mux.Handle(MonitoringPath+"/", s.guard(s.mon))
-	mux.Handle("/v1/tasks", s.guard(methods{http.MethodPost: s.handleEnqueue}))
-	mux.Handle("/v1/tasks/{id}", s.guard(methods{http.MethodGet: s.handleGetTask}))
-	mux.Handle("/v1/pause", s.guard(methods{http.MethodPost: s.handlePause}))
-	mux.Handle("/v1/resume", s.guard(methods{http.MethodPost: s.handleResume}))
-	mux.Handle("/v1/status", s.guard(methods{http.MethodGet: s.handleStatus}))
-	mux.Handle("/v1/tenants", s.guard(methods{http.MethodGet: s.handleListTenants}))
-	mux.Handle("/v1/tenants/{tenant}", s.guard(methods{http.MethodPut: s.handleSetTenant, http.MethodDelete: s.handleDeleteTenant}))
+	byPath := map[string]methods{}
+	var order []string
+	for _, rt := range s.apiRoutes(metricsHandler) {
+		if byPath[rt.pattern] == nil {
+			byPath[rt.pattern] = methods{}
+			order = append(order, rt.pattern)
+		}
+		byPath[rt.pattern][rt.method] = s.guard(rt.auth, rt.api, rt.h).ServeHTTP
+	}
+	for _, p := range order {
+		mux.Handle(p, byPath[p])
+	}
+	mux.Handle(MonitoringPath+"/", s.guard(authUI, false, s.mon))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path, "")
+		fail(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.URL.Path, "")
 	}))
-	return s.accessLog(mux)
-}
-
-// guard applies, in order: the admin token, read-only mode and the body limit.
-func (s *Server) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			if strings.HasPrefix(r.URL.Path, MonitoringPath) {
-				w.Header().Set("WWW-Authenticate", `Basic realm="promptq", charset="UTF-8"`)
-			} else {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="promptq"`)
-			}
-			writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)", "")
-			return
-		}
-		if s.cfg.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeError(w, http.StatusForbidden, "the server is read-only", "")
-			return
-		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// authorized compares the request's token with the admin token in constant
-// time (hashing both first, so that not even the length leaks). The token
-// comes from "Authorization: Bearer" or, for browsers, basic auth's password.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.tokenHash == nil {
-		return true
-	}
-	var given string
-	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		given = strings.TrimSpace(tok)
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		given = pw
-	}
-	if given == "" {
-		return false
-	}
-	h := sha256.Sum256([]byte(given))
-	return subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) == 1
+	return s.accessLog(s.protect(mux))
 }
 
 // methods routes a path by method and answers others with a JSON 405.
@@ -234,8 +247,9 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k := range m {
 			allow = append(allow, k)
 		}
+		sort.Strings(allow)
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed", "")
+		fail(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed here", "")
 		return
 	}
 	h(w, r)

@@ -101,6 +101,15 @@ func (e *env) do(t *testing.T, method, path, body, token string) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if method == http.MethodPost || method == http.MethodPut {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return e.send(t, req)
+}
+
+// send sends req as it is and returns the status and the body.
+func (e *env) send(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +134,18 @@ func (e *env) doJSON(t *testing.T, method, path, body, token string, want int, o
 			t.Fatalf("%s %s: body is not JSON: %v\n%s", method, path, err, b)
 		}
 	}
+}
+
+// problem is doJSON for an error: it checks the status, the problem+json
+// content type and the stable code, and returns the problem.
+func (e *env) problem(t *testing.T, method, path, body, token string, wantStatus int, wantCode string) Problem {
+	t.Helper()
+	var p Problem
+	e.doJSON(t, method, path, body, token, wantStatus, &p)
+	if p.Code != wantCode || p.Status != wantStatus || p.Type != ProblemTypePrefix+wantCode || p.Title == "" {
+		t.Fatalf("%s %s: problem %+v, want code %q status %d", method, path, p, wantCode, wantStatus)
+	}
+	return p
 }
 
 // task returns the JSON of a valid task on e's queue.

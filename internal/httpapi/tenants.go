@@ -7,24 +7,25 @@ import (
 	"net/http"
 
 	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/status"
 	"github.com/promptq/promptq/quota"
 )
 
-// TenantResponse is the body of a PUT /v1/tenants/{tenant} response: the
-// budget now stored for the tenant.
+// TenantResponse is the body of GET and PUT /v1/tenants/{tenant}: the budget
+// stored for the tenant.
 type TenantResponse struct {
-	Account string             `json:"account"`
-	Tenant  string             `json:"tenant"`
-	Budget  quota.TenantBudget `json:"budget"`
+	Account string              `json:"account"`
+	Tenant  string              `json:"tenant"`
+	Budget  status.TenantBudget `json:"budget"`
 }
 
-// DeleteTenantResponse is the body of a DELETE /v1/tenants/{tenant}
-// response. Deleted is false when the tenant had no budget, which is not an
-// error, as resuming an account that was not paused is not one.
-type DeleteTenantResponse struct {
-	Account string `json:"account"`
-	Tenant  string `json:"tenant"`
-	Deleted bool   `json:"deleted"`
+// TenantBudgetRequest is the body of PUT /v1/tenants/{tenant}. It replaces the
+// whole budget: a field left out is 0, no budget of that kind.
+type TenantBudgetRequest struct {
+	RPM           int64 `json:"rpm"`
+	TPM           int64 `json:"tpm"`
+	DailyRequests int64 `json:"daily_requests"`
+	Weight        int64 `json:"weight"`
 }
 
 // handleListTenants is GET /v1/tenants?account=A, the API form of
@@ -35,34 +36,62 @@ func (s *Server) handleListTenants(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	ts, ok := s.tenants(w, r, acct)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, status.NewTenants(ts))
+}
+
+// handleGetTenant is GET /v1/tenants/{tenant}?account=A: one tenant's budget
+// and use; 404 when the tenant has no budget.
+func (s *Server) handleGetTenant(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := tenantOf(w, r)
+	if !ok {
+		return
+	}
+	acct, ok := s.oneAccount(w, r)
+	if !ok {
+		return
+	}
+	ts, ok := s.tenants(w, r, acct)
+	if !ok {
+		return
+	}
+	for _, t := range status.NewTenants(ts) {
+		if t.Tenant == tenant {
+			writeJSON(w, http.StatusOK, t)
+			return
+		}
+	}
+	fail(w, http.StatusNotFound, CodeTenantNotFound, fmt.Sprintf("tenant %q has no budget in account %q", tenant, acct), "tenant")
+}
+
+func (s *Server) tenants(w http.ResponseWriter, r *http.Request, acct string) ([]quota.TenantState, bool) {
 	ts, err := s.lim.Tenants(r.Context(), acct)
 	if err != nil {
 		s.log.Error().Err(err).Str("account", acct).Msg("listing tenants failed")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("tenants %s: %v", acct, err), "")
-		return
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "reading the tenants failed; Redis may be unreachable", "")
+		return nil, false
 	}
-	if ts == nil {
-		ts = []quota.TenantState{}
-	}
-	writeJSON(w, http.StatusOK, ts)
+	return ts, true
 }
 
 // handleSetTenant is PUT /v1/tenants/{tenant}?account=A with a
-// quota.TenantBudget body, the API form of `promptq tenant set`. It replaces
-// the whole budget: a field left out is 0, no budget of that kind.
+// TenantBudgetRequest body, the API form of `promptq tenant set`.
 func (s *Server) handleSetTenant(w http.ResponseWriter, r *http.Request) {
-	tenant := r.PathValue("tenant")
-	if err := keys.ValidateTenant(tenant); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), "tenant")
+	tenant, ok := tenantOf(w, r)
+	if !ok {
 		return
 	}
-	var b quota.TenantBudget
-	if !decodeBody(w, r, &b) {
+	var req TenantBudgetRequest
+	if !decodeBody(w, r, &req) {
 		return
 	}
+	b := quota.TenantBudget{RPM: req.RPM, TPM: req.TPM, DailyRequests: req.DailyRequests, Weight: req.Weight}
 	var be *quota.BudgetError
 	if err := b.Validate(); errors.As(err, &be) {
-		writeError(w, http.StatusBadRequest, be.Msg, cmp.Or(be.Field, "body"))
+		fail(w, http.StatusBadRequest, CodeInvalidField, be.Msg, cmp.Or(be.Field, "body"))
 		return
 	}
 	acct, ok := s.oneAccount(w, r)
@@ -71,20 +100,20 @@ func (s *Server) handleSetTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.lim.SetTenantBudget(r.Context(), acct, tenant, b); err != nil {
 		s.log.Error().Err(err).Str("account", acct).Str("tenant", tenant).Msg("setting tenant budget failed")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s/%s: %v", acct, tenant, err), "")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "storing the budget failed; Redis may be unreachable", "")
 		return
 	}
 	s.log.Info().Str("account", acct).Str("tenant", tenant).Int64("rpm", b.RPM).Int64("tpm", b.TPM).
 		Int64("daily_requests", b.DailyRequests).Int64("weight", b.Weight).Msg("tenant budget set through the API")
-	writeJSON(w, http.StatusOK, TenantResponse{Account: acct, Tenant: tenant, Budget: b})
+	writeJSON(w, http.StatusOK, TenantResponse{Account: acct, Tenant: tenant, Budget: status.NewTenantBudget(b)})
 }
 
 // handleDeleteTenant is DELETE /v1/tenants/{tenant}?account=A, the API form
 // of `promptq tenant delete`: the tenant then shares the account freely.
+// 204 when deleted, 404 when the tenant had no budget.
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
-	tenant := r.PathValue("tenant")
-	if err := keys.ValidateTenant(tenant); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), "tenant")
+	tenant, ok := tenantOf(w, r)
+	if !ok {
 		return
 	}
 	acct, ok := s.oneAccount(w, r)
@@ -94,28 +123,24 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 	existed, err := s.lim.DeleteTenant(r.Context(), acct, tenant)
 	if err != nil {
 		s.log.Error().Err(err).Str("account", acct).Str("tenant", tenant).Msg("deleting tenant failed")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s/%s: %v", acct, tenant, err), "")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "deleting the budget failed; Redis may be unreachable", "")
 		return
 	}
-	s.log.Info().Str("account", acct).Str("tenant", tenant).Bool("existed", existed).Msg("tenant budget deleted through the API")
-	writeJSON(w, http.StatusOK, DeleteTenantResponse{Account: acct, Tenant: tenant, Deleted: existed})
+	if !existed {
+		fail(w, http.StatusNotFound, CodeTenantNotFound, fmt.Sprintf("tenant %q has no budget in account %q", tenant, acct), "tenant")
+		return
+	}
+	s.log.Info().Str("account", acct).Str("tenant", tenant).Msg("tenant budget deleted through the API")
+	w.WriteHeader(http.StatusNoContent)
 }
 
-// oneAccount returns the account named by the "account" query parameter
-// (validated), else the only known account, as /v1/status picks them. On
-// failure it has already answered.
-func (s *Server) oneAccount(w http.ResponseWriter, r *http.Request) (string, bool) {
-	accts, ok := s.accountsFor(w, r.Context(), r.URL.Query().Get("account"))
-	if !ok {
+// tenantOf returns the validated {tenant} path segment. On failure it has
+// already answered.
+func tenantOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tenant := r.PathValue("tenant")
+	if err := keys.ValidateTenant(tenant); err != nil {
+		fail(w, http.StatusBadRequest, CodeInvalidField, "must be 1-64 characters of A-Z a-z 0-9 _ . -", "tenant")
 		return "", false
 	}
-	switch len(accts) {
-	case 1:
-		return accts[0], true
-	case 0:
-		writeError(w, http.StatusConflict, "no account known yet (no worker has run); name one with ?account=", "account")
-	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%d accounts known; name one with ?account=", len(accts)), "account")
-	}
-	return "", false
+	return tenant, true
 }

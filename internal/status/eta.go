@@ -1,6 +1,7 @@
 package status
 
 import (
+	"math"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,8 +20,8 @@ type Throughput struct {
 	Samples int `json:"samples"`
 	// Backlog is pending + active + scheduled + retry.
 	Backlog int `json:"backlog"`
-	// ETASeconds is Backlog / PerSecond; null when no rate is known.
-	ETASeconds *float64 `json:"eta_seconds"`
+	// ETAMs is Backlog / PerSecond in milliseconds; null when no rate is known.
+	ETAMs *int64 `json:"eta_ms"`
 }
 
 // Options tune the report.
@@ -75,8 +76,7 @@ func throughput(insp *asynq.Inspector, q string, info Queue, now time.Time, o Op
 		t.PerSecond, t.Source = o.AssumedRate, "assumed"
 	}
 	if t.PerSecond > 0 {
-		eta := float64(t.Backlog) / t.PerSecond
-		t.ETASeconds = &eta
+		t.ETAMs = ptr(int64(math.Ceil(1000 * float64(t.Backlog) / t.PerSecond)))
 	}
 	return t
 }

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -66,15 +67,15 @@ func TestThroughputFromCompletedTasks(t *testing.T) {
 	if th.Source != "observed" || th.Samples != done || th.PerSecond <= 0 || th.Backlog != 4 {
 		t.Fatalf("throughput = %+v, want observed over %d samples with a backlog of 4", th, done)
 	}
-	if th.ETASeconds == nil || *th.ETASeconds != 4/th.PerSecond {
-		t.Fatalf("ETA = %v, want backlog / rate", th.ETASeconds)
+	if want := int64(math.Ceil(4000 / th.PerSecond)); th.ETAMs == nil || *th.ETAMs != want {
+		t.Fatalf("ETA = %v ms, want backlog / rate = %d ms", th.ETAMs, want)
 	}
 	// Outside the window nothing is observed; the assumed rate takes over.
 	th = throughput(insp, q, qs, time.Now().Add(time.Hour), Options{AssumedRate: 2})
-	if th.Source != "assumed" || *th.ETASeconds != 2 {
+	if th.Source != "assumed" || *th.ETAMs != 2000 {
 		t.Fatalf("assumed: %+v", th)
 	}
-	if th = throughput(insp, q, qs, time.Now().Add(time.Hour), Options{}); th.ETASeconds != nil || th.Source != "none" {
+	if th = throughput(insp, q, qs, time.Now().Add(time.Hour), Options{}); th.ETAMs != nil || th.Source != "none" {
 		t.Fatalf("no rate: %+v", th)
 	}
 }

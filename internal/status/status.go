@@ -27,22 +27,27 @@ type Queue struct {
 
 // Pause is the pause state of one account (or the summary of all).
 type Pause struct {
-	Paused           bool    `json:"paused"`
-	Until            *string `json:"until"`
-	Reason           string  `json:"reason"`
-	Kind             string  `json:"kind,omitempty"`
-	SetBy            string  `json:"set_by,omitempty"`
-	RemainingSeconds float64 `json:"remaining_seconds,omitempty"`
-	Account          string  `json:"account,omitempty"`
+	Paused bool    `json:"paused"`
+	Until  *string `json:"until"`
+	Reason string  `json:"reason"`
+	Kind   string  `json:"kind,omitempty"`
+	SetBy  string  `json:"set_by,omitempty"`
+	// RemainingMs is the time left in milliseconds; null when not paused
+	// or paused until resumed.
+	RemainingMs *int64 `json:"remaining_ms"`
+	Account     string `json:"account,omitempty"`
 }
 
 // Report is the whole status: queues by name, the first active pause (or an
-// asynq queue paused by hand), and pause and quota per account.
+// asynq queue paused by hand), and pause and quota per account. Queues,
+// Pause and Quota stay at the top level: other services read them.
 type Report struct {
-	Queues   map[string]Queue          `json:"queues"`
-	Pause    Pause                     `json:"pause"`
-	Accounts map[string]Pause          `json:"accounts"`
-	Quota    map[string]quota.Snapshot `json:"quota"`
+	Queues   map[string]Queue `json:"queues"`
+	Pause    Pause            `json:"pause"`
+	Accounts map[string]Pause `json:"accounts"`
+	Quota    map[string]Quota `json:"quota"`
+	// Snapshots are the quota snapshots Quota renders, for the text report.
+	Snapshots map[string]quota.Snapshot `json:"-"`
 }
 
 // Collect reads the report for accounts from Redis through asynq's inspector,
@@ -53,7 +58,7 @@ func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 
 // CollectWith is Collect with options for the throughput estimate.
 func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string, o Options) (*Report, error) {
-	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]quota.Snapshot{}}
+	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]Quota{}, Snapshots: map[string]quota.Snapshot{}}
 	names, err := insp.Queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
@@ -88,7 +93,7 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 			if !rec.Until.IsZero() {
 				s := rec.Until.UTC().Format(time.RFC3339)
 				ps.Until = &s
-				ps.RemainingSeconds = rec.Remaining(now).Seconds()
+				ps.RemainingMs = ptr(ceilMs(rec.Remaining(now)))
 			}
 		}
 		rep.Accounts[a] = ps
@@ -96,7 +101,8 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 			rep.Pause = ps
 		}
 		if snap, err := lim.Snapshot(ctx, a); err == nil {
-			rep.Quota[a] = snap
+			rep.Quota[a] = NewQuota(snap)
+			rep.Snapshots[a] = snap
 		}
 	}
 	if !rep.Pause.Paused {
