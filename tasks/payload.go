@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -159,6 +160,10 @@ type Payload struct {
 	// characters of A-Z a-z 0-9 _ . -). A tenant with a budget (promptq
 	// tenant set) is held to it; tenants without one share the account freely.
 	Tenant string `json:"tenant,omitempty"`
+	// EnqueuedAt is when the task was enqueued: NewPromptTask sets it (a
+	// value given by the producer is replaced), and the worker measures the
+	// time from enqueue to start from it.
+	EnqueuedAt *time.Time `json:"enqueued_at,omitempty"`
 }
 
 // FieldError says which field of a payload is wrong and why.

@@ -28,12 +28,16 @@ type TaskOptions struct {
 }
 
 // NewPromptTask validates p and returns the asynq task for it. A non-empty
-// p.ID becomes the TaskID so that the same id is enqueued once.
+// p.ID becomes the TaskID so that the same id is enqueued once. The task's
+// payload carries the time of the call as EnqueuedAt (p is not changed).
 func NewPromptTask(p *Payload, o TaskOptions) (*asynq.Task, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(p)
+	stamped := *p
+	now := time.Now().UTC()
+	stamped.EnqueuedAt = &now
+	data, err := json.Marshal(&stamped)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: encode payload: %w", err)
 	}

@@ -76,7 +76,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.String(&w.dailyTZ, "daily-timezone", "DAILY_TIMEZONE", "UTC", "time zone in which the daily budget rolls over (IANA name)")
 	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
 	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
-	f.String(&w.opsAddr, "ops-addr", "WORKER_OPS_ADDR", "", "serve this worker's /healthz (Redis reachable) and /metrics (its account's promptq series) on this address, e.g. 127.0.0.1:9090 (empty = off)")
+	f.String(&w.opsAddr, "ops-addr", "WORKER_OPS_ADDR", "", "serve this worker's /healthz (Redis reachable) and /metrics (this process's own series: provider latency and outcomes, start delay, quota waits, tokens, build info) on this address, e.g. 127.0.0.1:9090 (empty = off)")
 	f.Duration(&w.reservationTTL, "reservation-ttl", "RESERVATION_TTL", quota.ReservationTTLDefault, "how long a reservation of a worker that died mid-request stays counted in flight (at least --request-timeout)")
 	f.Float(&w.slowdownCut, "slowdown-cut", "SLOWDOWN_CUT", quota.RampCutDefault, "after a 503 slow_down, the account's admitted rate becomes this fraction of the current one (0 < x < 1)")
 	f.Float(&w.slowdownGrowth, "slowdown-growth", "SLOWDOWN_GROWTH", quota.RampGrowthDefault, "after a slow_down cut, the admitted rate grows by at most this fraction per --slowdown-interval until back at the full limit (0 < x <= 10)")
@@ -212,13 +212,18 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	defer rdb.Close()
 	cfg.Redis, cfg.RDB, cfg.Logger = aopt, rdb, w.logger(stderr)
+	cfg.Handler.Metrics = worker.NewMetrics(cfg.Handler.Account)
+	reg, err := worker.OpsRegistry(cfg.Handler.Metrics)
+	if err != nil {
+		return err
+	}
 	wk, err := worker.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if w.opsAddr != "" {
 		go func() {
-			if err := worker.ServeOps(ctx, w.opsAddr, rdb, cfg.Handler.Account, cfg.Logger); err != nil {
+			if err := worker.ServeOps(ctx, w.opsAddr, rdb, reg, cfg.Logger); err != nil {
 				cfg.Logger.Error().Err(err).Msg("ops server stopped")
 			}
 		}()

@@ -92,6 +92,10 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := reg.Register(metrics.NewBuildInfo()); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := reg.Register(metrics.NewQueueCollector(s.insp)); err != nil {
 		s.Close()
 		return nil, err

@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 
 var (
 	quotaLimitDesc = prometheus.NewDesc("promptq_quota_limit",
-		"Per-minute limit in force for an account (learned from headers or configured); -1 when unknown.",
+		"Per-minute limit in force for an account (learned from headers or configured); absent while unknown.",
 		[]string{"account", "resource"}, nil)
 	quotaAvailableDesc = prometheus.NewDesc("promptq_quota_available",
 		"Units that could be reserved now (negative: in debt); absent while the limit is unknown.",
@@ -82,7 +82,7 @@ var (
 	dailyUsedDesc = prometheus.NewDesc("promptq_daily_used",
 		"Requests or tokens used today, including reservations in flight.", []string{"account", "resource"}, nil)
 	estimateErrDesc = prometheus.NewDesc("promptq_estimate_mean_abs_error_tokens",
-		"Mean absolute error of the input-token estimate over settled requests.", []string{"account"}, nil)
+		"Mean absolute error of the input-token estimate over settled requests; absent before the first one.", []string{"account"}, nil)
 	calibFactorDesc = prometheus.NewDesc("promptq_calibration_factor",
 		"Factor the cost calibration applies to the estimate's basis (the upper quantile of the provider's charge per unit of basis); exported once a factor is learned.",
 		[]string{"account", "basis", "source"}, nil)
@@ -223,8 +223,8 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 		{resourceRequests, snap.Requests, snap.Daily.Requests},
 		{resourceTokens, snap.Tokens, snap.Daily.Tokens},
 	} {
-		gauge(quotaLimitDesc, float64(b.state.Limit), a, b.resource)
-		if b.state.Limit > 0 {
+		if b.state.Limit > 0 { // unknown: no series (never a sentinel value)
+			gauge(quotaLimitDesc, float64(b.state.Limit), a, b.resource)
 			gauge(quotaAvailableDesc, b.state.Available, a, b.resource)
 		}
 		gauge(dailyUsedDesc, float64(b.daily), a, b.resource)
@@ -242,7 +242,9 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 	gauge(pausedDesc, paused, a)
 	gauge(pauseRemainingDesc, remaining, a)
 	gauge(inflightDesc, float64(snap.InFlight), a)
-	gauge(estimateErrDesc, snap.EstimateMeanAbsErr, a)
+	if snap.EstimateSamples > 0 {
+		gauge(estimateErrDesc, snap.EstimateMeanAbsErr, a)
+	}
 	ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(snap.Throttled), a)
 	cal := snap.Calibration
 	if cal.Basis != "" {

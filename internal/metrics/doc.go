@@ -10,7 +10,8 @@
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // QueueCollector exports asynq's per-queue series under the names of asynq's
-// own x/metrics collector (asynq_tasks_enqueued_total, asynq_queue_size, ...),
+// own x/metrics collector (asynq_queue_size, asynq_queue_latency_seconds, ...;
+// its two gauges named _total are asynq_queue_tasks and asynq_queue_paused),
 // so asynq's published dashboards work unchanged. Collector exports promptq's
 // quota and pause state as promptq_* series, and per tenant of an account
 // (label tenant; NoTenant, "(none)", for requests without a tenant) the

@@ -13,12 +13,15 @@ type QueueInspector interface {
 
 var _ QueueInspector = (*asynq.Inspector)(nil)
 
-// Names and help texts follow github.com/hibiken/asynq/x/metrics. That module
-// is not used directly: its only release (2021) pulls in go-redis/v8 and
-// predates asynq v0.26.
+// Names and help texts follow github.com/hibiken/asynq/x/metrics, but for its
+// two gauges named like counters, which Prometheus's lint refuses:
+// asynq_tasks_enqueued_total is asynq_queue_tasks here and
+// asynq_queue_paused_total is asynq_queue_paused. That module is not used
+// directly: its only release (2021) pulls in go-redis/v8 and predates asynq
+// v0.26.
 var (
-	queueTasksDesc = prometheus.NewDesc("asynq_tasks_enqueued_total",
-		"Number of tasks enqueued; broken down by queue and state.", []string{"queue", "state"}, nil)
+	queueTasksDesc = prometheus.NewDesc("asynq_queue_tasks",
+		"Number of tasks in a queue; broken down by queue and state.", []string{"queue", "state"}, nil)
 	queueSizeDesc = prometheus.NewDesc("asynq_queue_size",
 		"Number of tasks in a queue.", []string{"queue"}, nil)
 	queueLatencyDesc = prometheus.NewDesc("asynq_queue_latency_seconds",
@@ -29,8 +32,8 @@ var (
 		"Number of tasks processed (both succeeded and failed); broken down by queue.", []string{"queue"}, nil)
 	queueFailedDesc = prometheus.NewDesc("asynq_tasks_failed_total",
 		"Number of tasks failed; broken down by queue.", []string{"queue"}, nil)
-	queuePausedDesc = prometheus.NewDesc("asynq_queue_paused_total",
-		"Number of queues paused.", []string{"queue"}, nil)
+	queuePausedDesc = prometheus.NewDesc("asynq_queue_paused",
+		"1 while the queue is paused.", []string{"queue"}, nil)
 	queueErrorDesc = prometheus.NewDesc("asynq_queue_scrape_error",
 		"1 when a queue's info could not be read on this scrape.", []string{"queue"}, nil)
 )

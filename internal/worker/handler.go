@@ -106,8 +106,11 @@ type HandlerConfig struct {
 	RequestTimeout time.Duration
 	// Estimator counts input tokens for reservations (default characters/4).
 	Estimator *tokens.Estimator
-	Clock     clock.Clock
-	Logger    zerolog.Logger
+	// Metrics records this worker's own series (provider latency and
+	// outcomes, start delay, quota waits, tokens); nil records nothing.
+	Metrics *Metrics
+	Clock   clock.Clock
+	Logger  zerolog.Logger
 }
 
 const (
@@ -262,7 +265,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 
 	var res quota.Reservation
 	if h.cfg.QuotaControl {
+		admitStart := time.Now()
 		r, waited, werr := h.admit(ctx, input, maxOut, p.Tenant)
+		var deferred *backoff.Wait
+		if werr == nil || errors.As(werr, &deferred) {
+			h.cfg.Metrics.admitted(time.Since(admitStart), werr != nil)
+		}
 		var be *backoff.Error
 		if errors.Is(werr, asynq.SkipRetry) && errors.As(werr, &be) {
 			// Refused before any call (the cost can never fit): keep why.
@@ -324,6 +332,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	h.calls.Add(1)
 	defer h.calls.Done()
 
+	if p.EnqueuedAt != nil && retried == 0 && inlineRetries(ctx) == 0 {
+		queue, _ := asynq.GetQueueName(ctx)
+		h.cfg.Metrics.taskStarted(queue, time.Since(*p.EnqueuedAt)) // the producer's wall clock
+	}
 	callStart := time.Now()
 	var onOpen func(http.Header)
 	if p.Stream && h.cfg.QuotaControl && !h.cfg.IgnoreHeaders && res.ID != "" {
@@ -336,6 +348,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		}
 	}
 	resp, callErr := h.client.Call(callCtx, req, onOpen)
+	callTime := time.Since(callStart)
 	now := h.cfg.Clock.Now()
 	if callErr == nil {
 		outcome = quota.OutcomeSuccess
@@ -356,7 +369,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			Endpoint: p.EndpointName(), ResponseID: resp.ResponseID, Metadata: p.Metadata,
 			StartedAt: &started, FinishedAt: &fin,
 		}
+		h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, "", callTime)
 		if resp.Usage != nil {
+			h.cfg.Metrics.usage(p.Model, resp.Usage.InputTokens, resp.Usage.OutputTokens)
 			r.Usage = tasks.Usage{InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens}
 		}
 		// The provider has answered and been paid: the answer is kept until
@@ -395,6 +410,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	if ctx.Err() != nil {
 		// The task itself was cancelled or timed out (or the worker is shutting
 		// down): the provider may have charged it, so keep the reservation.
+		h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, "interrupted", callTime)
 		h.settle(context.WithoutCancel(ctx), res, info, nil, false)
 		return fmt.Errorf("task interrupted: %w", callErr)
 	}
@@ -408,6 +424,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	if c.Kind == backoff.KindRateLimit || c.Kind == backoff.KindServer {
 		outcome = quota.OutcomeOverload
 	}
+	h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, string(c.Kind), callTime)
 	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
 	switch c.Kind {
 	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindForbidden, backoff.KindInvalid:

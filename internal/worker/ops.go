@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -15,23 +16,32 @@ import (
 	"github.com/promptq/promptq/internal/metrics"
 )
 
-// OpsHandler is a worker's own small HTTP surface (--ops-addr): /healthz
-// answers 200 while Redis answers PING (503 otherwise), and /metrics exports
-// the promptq series of the worker's account from a registry of its own.
-func OpsHandler(rdb redis.UniversalClient, account string) (http.Handler, error) {
+// OpsRegistry returns a registry of this worker process's own series: m
+// (may be nil), promptq_build_info, and the Go runtime and process
+// collectors. It holds nothing read from Redis: the cluster-wide quota and
+// queue series are `promptq serve`'s, so summing a worker series over pods
+// counts each request once.
+func OpsRegistry(m *Metrics) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
-	col, err := metrics.NewCollector(metrics.Config{
-		Redis:    rdb,
-		Accounts: func(context.Context) ([]string, error) { return []string{account}, nil },
-	})
-	if err != nil {
-		return nil, err
+	cs := []prometheus.Collector{metrics.NewBuildInfo(), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	if m != nil {
+		cs = append(cs, m)
 	}
-	if err := reg.Register(col); err != nil {
-		return nil, err
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
+	return reg, nil
+}
+
+// OpsHandler is a worker's own small HTTP surface (--ops-addr): /healthz
+// answers 200 while Redis answers PING (503 otherwise), and /metrics
+// exports g (OpsRegistry: this process's own series).
+func OpsHandler(rdb redis.UniversalClient, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -43,20 +53,16 @@ func OpsHandler(rdb redis.UniversalClient, account string) (http.Handler, error)
 		}
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	return mux, nil
+	return mux
 }
 
 // ServeOps serves OpsHandler on addr until ctx ends.
-func ServeOps(ctx context.Context, addr string, rdb redis.UniversalClient, account string, log zerolog.Logger) error {
-	h, err := OpsHandler(rdb, account)
-	if err != nil {
-		return err
-	}
+func ServeOps(ctx context.Context, addr string, rdb redis.UniversalClient, g prometheus.Gatherer, log zerolog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: OpsHandler(rdb, g), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
