@@ -86,4 +86,3 @@ func TestBuildInfoAlone(t *testing.T) {
 		}
 	}
 }
-

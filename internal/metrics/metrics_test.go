@@ -78,16 +78,16 @@ func TestQueueCollector(t *testing.T) {
 	}
 	got := gather(t, NewQueueCollector(insp))
 	want := map[string]float64{
-		"asynq_queue_tasks|ok|pending": 3,
-		"asynq_queue_tasks|ok|retry":   2,
-		"asynq_queue_tasks|ok|active":  0,
-		"asynq_queue_size|ok":                   5,
+		"asynq_queue_tasks|ok|pending":    3,
+		"asynq_queue_tasks|ok|retry":      2,
+		"asynq_queue_tasks|ok|active":     0,
+		"asynq_queue_size|ok":             5,
 		"asynq_queue_paused|ok":           1,
-		"asynq_queue_latency_seconds|ok":        1.5,
-		"asynq_tasks_processed_total|ok":        7,
-		"asynq_tasks_failed_total|ok":           1,
-		"asynq_queue_scrape_error|ok":           0,
-		"asynq_queue_scrape_error|broken":       1, // one bad queue does not fail the scrape
+		"asynq_queue_latency_seconds|ok":  1.5,
+		"asynq_tasks_processed_total|ok":  7,
+		"asynq_tasks_failed_total|ok":     1,
+		"asynq_queue_scrape_error|ok":     0,
+		"asynq_queue_scrape_error|broken": 1, // one bad queue does not fail the scrape
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {

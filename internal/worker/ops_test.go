@@ -110,4 +110,3 @@ func TestNilMetrics(t *testing.T) {
 	m.admitted(time.Second, true)
 	m.usage("m", 1, 2)
 }
-
