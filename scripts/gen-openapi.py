@@ -76,8 +76,12 @@ doc = {
       "set_by":{"type":"string"},"remaining_ms":nint,"account":{"type":"string"}}},
    "Queue": {"type":"object","required":["pending","active","scheduled","retry","archived","completed","paused"],"additionalProperties":False,"properties":{
       "pending":{"type":"integer"},"active":{"type":"integer"},"scheduled":{"type":"integer"},"retry":{"type":"integer"},"archived":{"type":"integer"},"completed":{"type":"integer"},"paused":{"type":"boolean"},
-      "throughput":{"type":"object","required":["per_second","source","samples","backlog","eta_ms"],"additionalProperties":False,"properties":{
-         "per_second":{"type":"number"},"source":{"type":"string","enum":["observed","assumed","none"]},"samples":{"type":"integer"},"backlog":{"type":"integer"},"eta_ms":nint}}}},
+      "throughput":{"type":"object","required":["per_second","source","samples","backlog","eta_ms","paused","paused_until","pause_reason"],"additionalProperties":False,"properties":{
+         "per_second":{"type":"number"},"source":{"type":"string","enum":["observed","assumed","none"]},"samples":{"type":"integer"},"backlog":{"type":"integer"},
+         "eta_ms":{"type":["integer","null"],"description":"Backlog / per_second, plus what is left of a pause that holds the queue; null without a rate or while the queue is paused until resumed."},
+         "paused":{"type":"boolean","description":"Every account serving the queue is paused, or the asynq queue itself is."},
+         "paused_until":{"type":["string","null"],"description":"When the hold ends (RFC 3339); null when not paused or paused until resumed."},
+         "pause_reason":{"type":"string"}}}}},
    "Bucket": {"type":"object","required":["limit","available","reset_in_ms","source"],"additionalProperties":False,"properties":{
       "limit":nint,"available":nnum,"reset_in_ms":nint,"source":{"type":"string","enum":["headers","config","ramp","unknown"]}}},
    "TenantBudget": {"type":"object","required":["rpm","tpm","daily_requests","weight"],"additionalProperties":False,"properties":{

@@ -90,12 +90,25 @@ func printStatus(w io.Writer, rep *statusReport) {
 				eta = (time.Duration(*th.ETAMs) * time.Millisecond).Round(time.Second).String()
 			}
 		}
+		if th := s.Throughput; th != nil && th.Paused {
+			eta += " (paused)"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", q, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed, s.Paused, rate, eta)
 	}
 	if len(qs) == 0 {
 		fmt.Fprintln(tw, "(no queues yet)")
 	}
 	tw.Flush()
+	for _, q := range qs {
+		th := rep.Queues[q].Throughput
+		switch {
+		case th == nil || !th.Paused:
+		case th.PausedUntil == nil:
+			fmt.Fprintf(w, "queue %s: paused until resumed (%s): no ETA\n", q, th.PauseReason)
+		default:
+			fmt.Fprintf(w, "queue %s: paused until %s (%s); the ETA includes the pause\n", q, *th.PausedUntil, th.PauseReason)
+		}
+	}
 	as := make([]string, 0, len(rep.Accounts))
 	for a := range rep.Accounts {
 		as = append(as, a)
@@ -166,7 +179,7 @@ func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	_, insp, done, err := c.inspect(ctx)
+	rdb, insp, done, err := c.inspect(ctx)
 	if err != nil {
 		return err
 	}
@@ -194,7 +207,15 @@ func runResults(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			wctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		if err := waitFinished(wctx, insp, queues, splitIDs(ids), stderr); err != nil {
+		note := func() string {
+			accts, err := pausegate.Accounts(wctx, rdb)
+			if err != nil {
+				return ""
+			}
+			n, _ := status.PauseNote(wctx, rdb, accts, queues)
+			return n
+		}
+		if err := waitFinished(wctx, insp, queues, splitIDs(ids), note, stderr); err != nil {
 			return fmt.Errorf("results --wait: %w", err)
 		}
 	}
@@ -334,8 +355,9 @@ func splitIDs(s string) []string {
 }
 
 // waitFinished blocks until every given id (or every task of queues) is
-// completed or archived, printing a progress bar to w.
-func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, ids []string, w io.Writer) error {
+// completed or archived, printing a progress bar to w, with what holds the
+// queues (pauseNote: "paused until T (reason)", "" when nothing does).
+func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, ids []string, pauseNote func() string, w io.Writer) error {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	last := ""
@@ -375,7 +397,13 @@ func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, i
 				total += info.Completed + info.Archived + info.Pending + info.Active + info.Scheduled + info.Retry
 			}
 		}
-		if line := progressBar(done, total); line != last {
+		line := progressBar(done, total)
+		if done < total {
+			if n := pauseNote(); n != "" {
+				line += ", " + n
+			}
+		}
+		if line != last {
 			fmt.Fprintln(w, line)
 			last = line
 		}

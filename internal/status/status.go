@@ -82,11 +82,13 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		return nil, err
 	}
 	now := time.Now()
-	for _, a := range accounts {
-		rec, active, err := gate.Check(ctx, a)
-		if err != nil {
-			return nil, err
-		}
+	// A queue is held while every account serving it is paused.
+	held, sts, err := holds(ctx, gate, accounts)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range accounts {
+		rec, active := sts[i].Record, sts[i].Active
 		ps := Pause{Paused: active, Account: a}
 		if active {
 			ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
@@ -103,6 +105,18 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		if snap, err := lim.Snapshot(ctx, a); err == nil {
 			rep.Quota[a] = NewQuota(snap)
 			rep.Snapshots[a] = snap
+		}
+	}
+	for q, qs := range rep.Queues {
+		if qs.Throughput == nil {
+			continue
+		}
+		h, ok := held[q]
+		switch {
+		case ok:
+			qs.Throughput.applyHold(h, now)
+		case qs.Paused: // paused by hand in asynqmon: until someone unpauses it
+			qs.Throughput.applyHold(hold{reason: "asynq queue paused"}, now)
 		}
 	}
 	if !rep.Pause.Paused {
