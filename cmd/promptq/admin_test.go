@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -27,5 +30,24 @@ func TestPrintStatusPaused(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestProbe(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer ok.Close()
+	var out bytes.Buffer
+	if err := runProbe(context.Background(), []string{"--url", ok.URL + "/healthz"}, nil, &out, &out); err != nil {
+		t.Fatalf("probe of a healthy endpoint: %v", err)
+	}
+	if err := runProbe(context.Background(), []string{"--url", ok.URL + "/down"}, nil, &out, &out); err == nil {
+		t.Fatal("probe of a 503 succeeded")
+	}
+	if err := runProbe(context.Background(), []string{"--url", "ftp://x"}, nil, &out, &out); err == nil {
+		t.Fatal("probe of a non-http URL succeeded")
 	}
 }

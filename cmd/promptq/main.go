@@ -59,6 +59,7 @@ func commands() []command {
 		{"fake-openai", "Run an OpenAI-compatible fake provider with rate limits, for development and tests.", runFake},
 		{"demo", "Run everything in one process on an embedded Redis and a fake provider.", runDemo},
 		{"serve", "Serve asynqmon, Prometheus metrics, health checks and a JSON API for producers and operators over HTTP.", runServe},
+		{"probe", "GET a health endpoint (a worker's --ops-addr /healthz) and exit 0 on 2xx: a healthcheck for the distroless image.", runProbe},
 		{"bench", "Measure promptq against the naive baseline on the same load (throwaway Redis, fake provider, K workers).", runBench},
 	}
 }
