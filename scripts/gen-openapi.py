@@ -103,6 +103,8 @@ doc = {
       "fair":{"type":"array","items":{"type":"object","required":["tenant","weight","pending_until","lead_ms","yielding"],"additionalProperties":False,"properties":{
          "tenant":{"type":"string"},"weight":{"type":"integer"},"pending_until":{"type":["string","null"],"format":"date-time"},"lead_ms":{"type":"integer"},"yielding":{"type":"boolean"}}}},
       "updated_at":{"type":["string","null"],"format":"date-time"}}},
+   "QuotaReport": {"type":"object","required":["now","accounts"],"additionalProperties":False,"description":"GET /v1/quota: every account's pause and quota, cheap enough to poll every second (the quota page at /quota/ does).","properties":{
+      "now":{"type":"string"},"accounts":{"type":"object","additionalProperties":{"type":"object","required":["pause","quota"],"additionalProperties":False,"properties":{"pause":ref("Pause"),"quota":ref("Quota")}}}}},
    "Status": {"type":"object","required":["queues","pause","accounts","quota"],"additionalProperties":False,"properties":{
       "queues":{"type":"object","additionalProperties":ref("Queue")},"pause":ref("Pause"),
       "accounts":{"type":"object","additionalProperties":ref("Pause")},"quota":{"type":"object","additionalProperties":ref("Quota")}}},
@@ -131,6 +133,8 @@ doc = {
       "responses":{"200":js("Resumed.",ref("ResumeResponse")),**errs("400","401","403","404","405","413","415","429","503")}}},
   "/v1/status": {"get": {"operationId":"status","summary":"Queues, pause and quota: the JSON of promptq status --json","parameters":[acct_q],
       "responses":{"200":js("The status.",ref("Status")),**errs("400","401","403","404","405","429","503")}}},
+  "/v1/quota": {"get": {"operationId":"quota","summary":"Pause and quota of the account (or every known account), without the queues: what the quota page polls every second","parameters":[acct_q],
+      "responses":{"200":js("Pause and quota per account.",ref("QuotaReport")),**errs("400","401","403","404","405","429","503")}}},
   "/v1/tenants": {"get": {"operationId":"listTenants","summary":"The account's tenant budgets and use","parameters":[acct_q],
       "responses":{"200":js("Tenants, sorted by name.",{"type":"array","items":ref("Tenant")}),"409":prob("No account known yet (no_account)."),**errs("400","401","403","404","405","429","503")}}},
   "/v1/tenants/{tenant}": {

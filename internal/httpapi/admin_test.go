@@ -121,6 +121,7 @@ func TestAdminToken(t *testing.T) {
 	e := setup(t, func(c *Config) { c.AdminToken = token })
 	protected := []struct{ method, path, body string }{
 		{"GET", "/v1/status", ""},
+		{"GET", "/v1/quota", ""},
 		{"POST", "/v1/tasks", e.task("auth-1")},
 		{"POST", "/v1/pause", `{"for":"1m"}`},
 		{"POST", "/v1/resume", `{}`},

@@ -108,6 +108,10 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 		{"GET /v1/status", "GET", "/v1/status", "", token, "", 200},
 		{"GET /v1/status", "GET", "/v1/status" + a, "", token, "", 200},
 		{"GET /v1/status", "GET", "/v1/status?account=nope-" + e.account, "", token, "", 404},
+		{"GET /v1/quota", "GET", "/v1/quota", "", token, "", 200}, // paused, in the middle of this list
+		{"GET /v1/quota", "GET", "/v1/quota" + a, "", token, "", 200},
+		{"GET /v1/quota", "GET", "/v1/quota?account=nope-" + e.account, "", token, "", 404},
+		{"GET /v1/quota", "GET", "/v1/quota", "", "", "", 401},
 		{"POST /v1/resume", "POST", "/v1/resume" + a, "", token, "", 200},
 		{"POST /v1/resume", "POST", "/v1/resume", `{}`, token, "", 200},
 		{"POST /v1/resume", "POST", "/v1/resume", `{"account":"x"}`, token, "", 400},

@@ -209,6 +209,7 @@ func (s *Server) apiRoutes(metricsHandler http.Handler) []route {
 		{http.MethodPost, "/v1/pause", authBearer, true, s.handlePause},
 		{http.MethodPost, "/v1/resume", authBearer, true, s.handleResume},
 		{http.MethodGet, "/v1/status", authBearer, true, s.handleStatus},
+		{http.MethodGet, "/v1/quota", authBearer, true, s.handleQuota},
 		{http.MethodGet, "/v1/tenants", authBearer, true, s.handleListTenants},
 		{http.MethodGet, "/v1/tenants/{tenant}", authBearer, true, s.handleGetTenant},
 		{http.MethodPut, "/v1/tenants/{tenant}", authBearer, true, s.handleSetTenant},
@@ -231,7 +232,8 @@ func (s *Server) routes(metricsHandler http.Handler) http.Handler {
 	for _, p := range order {
 		mux.Handle(p, byPath[p])
 	}
-	mux.Handle(MonitoringPath+"/", s.guard(authUI, false, s.mon))
+	mux.Handle(MonitoringPath+"/", s.guard(authUI, false, withQuotaLink(s.mon)))
+	mux.Handle(QuotaPath+"/", s.guard(authUI, false, quotaPage()))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.URL.Path, "")
 	}))
@@ -270,15 +272,19 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		switch {
 		case rw.status >= 500:
 			ev = s.log.Warn()
-		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
-			ev = s.log.Debug() // probes and scrapes would drown the rest
+		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics",
+			r.Method == http.MethodGet && (strings.HasPrefix(r.URL.Path, MonitoringPath+"/api/") || strings.HasPrefix(r.URL.Path, QuotaPath+"/api/")):
+			ev = s.log.Debug() // probes, scrapes and dashboards polling every second would drown the rest
 		default:
 			ev = s.log.Info()
 		}
 		ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", rw.status).
-			Int64("bytes", rw.bytes).Dur("duration", time.Since(start)).Str("remote", r.RemoteAddr).Msg("request")
+			Int64("bytes", rw.bytes).Float64("duration_ms", ms(time.Since(start))).Str("remote", r.RemoteAddr).Msg("request")
 	})
 }
+
+// ms is d in milliseconds, for log fields named *_ms.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // statusWriter records the status code and size of a response.
 type statusWriter struct {

@@ -50,6 +50,21 @@ type Report struct {
 	Snapshots map[string]quota.Snapshot `json:"-"`
 }
 
+// NewPause is the pause state of account from its record (active: in force
+// at now).
+func NewPause(account string, rec pausegate.Record, active bool, now time.Time) Pause {
+	ps := Pause{Paused: active, Account: account}
+	if active {
+		ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
+		if !rec.Until.IsZero() {
+			s := rec.Until.UTC().Format(time.RFC3339)
+			ps.Until = &s
+			ps.RemainingMs = ptr(ceilMs(rec.Remaining(now)))
+		}
+	}
+	return ps
+}
+
 // Collect reads the report for accounts from Redis through asynq's inspector,
 // the pause gate and the quota limiter (with their default configs).
 func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string) (*Report, error) {
@@ -89,15 +104,7 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	}
 	for i, a := range accounts {
 		rec, active := sts[i].Record, sts[i].Active
-		ps := Pause{Paused: active, Account: a}
-		if active {
-			ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
-			if !rec.Until.IsZero() {
-				s := rec.Until.UTC().Format(time.RFC3339)
-				ps.Until = &s
-				ps.RemainingMs = ptr(ceilMs(rec.Remaining(now)))
-			}
-		}
+		ps := NewPause(a, rec, active, now)
 		rep.Accounts[a] = ps
 		if ps.Paused && !rep.Pause.Paused {
 			rep.Pause = ps

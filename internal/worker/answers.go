@@ -108,7 +108,7 @@ func (h *Handler) storeAnswer(ctx context.Context, t *asynq.Task, taskID string,
 		}
 	}
 	if time.Since(start) > time.Second {
-		log.Info().Dur("after", time.Since(start)).Msg("answer stored after Redis came back")
+		log.Info().Int64("after_ms", time.Since(start).Milliseconds()).Msg("answer stored after Redis came back")
 	}
 	return h.writeAnswer(ctx, t, data)
 }

@@ -452,8 +452,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			rec, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: until, Reason: c.Message, Kind: pauseKind(c)})
 			if perr != nil {
 				log.Error().Err(perr).Msg("pause account")
-			} else if c.Kind != backoff.KindRateLimit {
-				log.Warn().Time("until", rec.Until).Msg("account paused")
+			} else {
+				// The gate logs "account paused" once, at info, when this
+				// request wrote or extended the record; asking for a pause
+				// that is already in force is not news.
+				log.Debug().Time("until", rec.Until).Time("asked_until", until).Msg("pause requested")
 			}
 			pausedUntil = until
 			if c.RetryAfter <= 0 || c.Kind == backoff.KindQuota {
@@ -479,7 +482,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	}
 	if c.Kind == backoff.KindRateLimit {
 		log.Debug().Time("reserved_for", res.At).Int64("remaining_requests", info.Requests.Remaining).
-			Int64("remaining_tokens", info.Tokens.Remaining).Dur("retry_after", c.RetryAfter).Msg("rate limited")
+			Int64("remaining_tokens", info.Tokens.Remaining).Int64("retry_after_ms", c.RetryAfter.Milliseconds()).Msg("rate limited")
 	} else {
 		log.Info().Err(callErr).Msg("provider call failed")
 	}
