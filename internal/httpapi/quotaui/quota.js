@@ -149,7 +149,8 @@
     const token = sessionStorage.getItem("promptq-token");
     if (token) headers.Authorization = "Bearer " + token;
     try {
-      const resp = await fetch("../v1/quota", { headers, cache: "no-store" });
+      // location.origin: never the user:password@ a page URL may carry.
+      const resp = await fetch(location.origin + "/v1/quota", { headers, cache: "no-store" });
       if (resp.status === 401) {
         $("auth").hidden = false;
         text($("state"), "needs the admin token");
