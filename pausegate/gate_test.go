@@ -89,7 +89,7 @@ func setup(t *testing.T) *env {
 	e.queue = "q-" + e.acct
 	ctx := context.Background()
 	t.Cleanup(func() {
-		e.r.Client.Del(ctx, keys.Pause(e.acct), keys.Queues(e.acct))
+		e.r.Client.Del(ctx, keys.Pause(e.acct), keys.Queues(e.acct), keys.GateQueues(e.acct), keys.Consumers(e.acct))
 		e.r.Client.SRem(ctx, keys.Accounts(), e.acct)
 	})
 	g := e.gate(t, "setup")
@@ -536,8 +536,13 @@ func TestResumeAll(t *testing.T) {
 		})
 	}
 	mustPause(t, g, names[0], PauseRequest{Until: clk.Now().Add(time.Hour), Kind: KindQuota})
-	// Paused only at the asynq level (e.g. a crashed resume).
+	// Paused by the gate only at the asynq level (e.g. a crashed resume).
 	if err := qs.PauseQueue("q-" + names[1]); err != nil {
+		t.Fatal(err)
+	}
+	r.Client.HSet(ctx, keys.GateQueues(names[1]), "q-"+names[1], holdPaused)
+	// Paused by an operator (asynqmon): not the gate's to resume.
+	if err := qs.PauseQueue("q-" + names[2]); err != nil {
 		t.Fatal(err)
 	}
 
@@ -553,10 +558,13 @@ func TestResumeAll(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("ResumeAll = %v, want %v", got, want)
 	}
-	for _, a := range names {
+	for _, a := range names[:2] {
 		if qs.isPaused("q-"+a) || r.Client.Exists(ctx, keys.Pause(a)).Val() != 0 {
 			t.Fatalf("%s still paused", a)
 		}
+	}
+	if !qs.isPaused("q-" + names[2]) {
+		t.Fatal("ResumeAll unpaused a queue an operator paused")
 	}
 }
 

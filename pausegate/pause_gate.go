@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,7 @@ type Gate struct {
 
 	mu      sync.Mutex
 	local   map[string]Record // last known record per account (from Run, Tick, Check, Pause)
+	shared  map[string]bool   // account's pause is record-only: other active accounts share its queues
 	changed chan struct{}     // closed and replaced whenever local changes
 
 	readyOnce sync.Once
@@ -71,6 +73,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Gate, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "pausegate").Logger(),
 		local:   make(map[string]Record),
+		shared:  make(map[string]bool),
 		changed: make(chan struct{}),
 		ready:   make(chan struct{}),
 	}, nil
@@ -97,7 +100,8 @@ func (g *Gate) Register(ctx context.Context, account string, queues []string) er
 // Pause pauses account everywhere, or extends its current pause: the later
 // until wins and an indefinite pause beats any finite one, so a pause is never
 // shortened (end one with Resume). It returns the effective record. Pauses
-// longer than Config.ShortPause also pause the account's asynq queues.
+// longer than Config.ShortPause also pause the account's asynq queues, those
+// that no other active account consumes (see Tick).
 func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Record, error) {
 	if err := keys.ValidateAccount(account); err != nil {
 		return Record{}, err
@@ -135,10 +139,8 @@ func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Rec
 			Time("until", rec.Until).Msg("account paused")
 		g.publish(ctx, account, Event{Type: EventPause, UntilMs: rec.untilMs(), Reason: rec.Reason, Kind: rec.Kind})
 	}
-	if rec.Remaining(now) > g.cfg.ShortPause {
-		if err := g.pauseQueues(ctx, account); err != nil {
-			return rec, err
-		}
+	if _, err := g.reconcile(ctx, account, rec.Remaining(now) > g.cfg.ShortPause, changed); err != nil {
+		return rec, err
 	}
 	return rec, nil
 }
@@ -188,9 +190,16 @@ func (g *Gate) Notify() <-chan struct{} {
 func (g *Gate) Ready() <-chan struct{} { return g.ready }
 
 // Resume ends account's pause at once (manual resume): it deletes the record
-// whatever it holds, unpauses the account's queues and announces the resume.
-// It reports whether anything was paused (an active record or a paused queue).
+// whatever it holds, unpauses the queues the gate paused for the account and
+// announces the resume. A queue an operator paused (asynqmon) stays paused.
+// It reports whether anything was paused (an active record or a queue the
+// gate held).
 func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
+	return g.resume(ctx, account, "admin")
+}
+
+// resume is Resume; by says who asked, for the log.
+func (g *Gate) resume(ctx context.Context, account, by string) (bool, error) {
 	if err := keys.ValidateAccount(account); err != nil {
 		return false, err
 	}
@@ -201,7 +210,8 @@ func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
 	if err := g.rdb.Del(ctx, keys.Pause(account)).Err(); err != nil {
 		return false, fmt.Errorf("pausegate: resume %s: %w", account, err)
 	}
-	unpaused, err := g.unpauseQueues(ctx, account)
+	res, err := g.reconcile(ctx, account, false, false)
+	unpaused := res.unpaused
 	was := rec.Active(g.cfg.Clock.Now()) || unpaused > 0
 	g.setLocal(account, Record{})
 	released := 0
@@ -217,7 +227,7 @@ func (g *Gate) Resume(ctx context.Context, account string) (bool, error) {
 		}
 	}
 	if was {
-		g.log.Info().Str("account", account).Int("queues_unpaused", unpaused).Int("retries_released", released).Msg("account resumed manually")
+		g.log.Info().Str("account", account).Str("by", by).Int("queues_unpaused", unpaused).Int("retries_released", released).Msg("account resumed manually")
 		g.publish(ctx, account, Event{Type: EventResume})
 	}
 	return was, err
@@ -251,31 +261,43 @@ func (g *Gate) ResumeAll(ctx context.Context) ([]string, error) {
 
 // Tick is one round of the periodic check for account. An expired record is
 // cleared by exactly one gate (compare-and-clear on the until it read), which
-// then unpauses the queues and announces the resume. While a long pause is
-// active, Tick makes sure the queues are paused (covering a gate that died
-// between writing the record and pausing them). It refreshes the local view.
+// then unpauses the queues and announces the resume. Otherwise Tick
+// reconciles asynq's pause state of the account's queues with its record:
+//   - while a long pause is active, the queues are paused (covering a gate
+//     that died between writing the record and pausing them), except those
+//     another active account consumes: there the record alone gates the
+//     account's workers (Shared);
+//   - without an active long pause, every queue the gate paused for the
+//     account is unpaused (a resume that raced a pause, a record that
+//     expired with nobody to unpause);
+//   - a queue an operator paused is never touched, and one the gate paused
+//     that an operator resumed (asynqmon) during the pause counts as an
+//     operator resume of the account: logged, and the record is cleared.
+//
+// It refreshes the local view.
 func (g *Gate) Tick(ctx context.Context, account string) error {
 	rec, rawUntil, err := g.read(ctx, account)
 	if err != nil {
 		return err
 	}
 	g.setLocal(account, rec)
-	if !rec.present {
-		return nil
-	}
 	now := g.cfg.Clock.Now()
-	if rec.Active(now) {
-		if rec.Remaining(now) > g.cfg.ShortPause {
-			return g.pauseQueues(ctx, account)
+	if rec.present && !rec.Active(now) {
+		won, err := g.autoResume(ctx, account, rawUntil, now)
+		if err != nil || !won {
+			return err
 		}
+		g.log.Info().Str("account", account).Str("kind", rec.Kind).Msg("pause expired, account resumed")
 		return nil
 	}
-	won, err := g.autoResume(ctx, account, rawUntil, now)
-	if err != nil || !won {
-		return err
+	res, err := g.reconcile(ctx, account, rec.Remaining(now) > g.cfg.ShortPause, false)
+	if len(res.resumed) > 0 {
+		g.log.Warn().Str("account", account).Strs("queues", res.resumed).Str("kind", rec.Kind).Str("reason", rec.Reason).
+			Msg("a queue the gate paused was resumed by an operator (asynqmon) during the pause: the account is resumed")
+		_, rerr := g.resume(ctx, account, "operator unpaused queue "+strings.Join(res.resumed, ","))
+		err = errors.Join(err, rerr)
 	}
-	g.log.Info().Str("account", account).Str("kind", rec.Kind).Msg("pause expired, account resumed")
-	return nil
+	return err
 }
 
 // autoResume claims the expired record holding rawUntil and, if this gate
@@ -290,7 +312,7 @@ func (g *Gate) autoResume(ctx context.Context, account, rawUntil string, now tim
 	if won != 1 {
 		return false, nil
 	}
-	if _, err := g.unpauseQueues(ctx, account); err != nil {
+	if _, err := g.reconcile(ctx, account, false, false); err != nil {
 		// The claim stays; another gate retries after ClaimLease.
 		return true, err
 	}
@@ -306,10 +328,8 @@ func (g *Gate) autoResume(ctx context.Context, account, rawUntil string, now tim
 			return true, err
 		}
 		g.setLocal(account, rec)
-		if rec.Remaining(g.cfg.Clock.Now()) > g.cfg.ShortPause {
-			return true, g.pauseQueues(ctx, account)
-		}
-		return true, nil
+		_, err = g.reconcile(ctx, account, rec.Remaining(g.cfg.Clock.Now()) > g.cfg.ShortPause, true)
+		return true, err
 	}
 	g.publish(ctx, account, Event{Type: EventResume})
 	return true, nil
@@ -342,8 +362,19 @@ func (g *Gate) Run(ctx context.Context, accounts ...string) error {
 	}
 	msgs := ps.Channel()
 
+	defer func() {
+		// No longer a consumer of the accounts' queues.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		for _, a := range accounts {
+			_, _ = g.consumers(dctx, a, g.cfg.SetBy, 0)
+		}
+	}()
 	tickAll := func() {
 		for _, a := range accounts {
+			if _, err := g.consumers(ctx, a, g.cfg.SetBy, g.consumerTTL()); err != nil && ctx.Err() == nil {
+				g.log.Warn().Err(err).Str("account", a).Msg("consumer mark failed")
+			}
 			if err := g.Tick(ctx, a); err != nil && ctx.Err() == nil {
 				g.log.Warn().Err(err).Str("account", a).Msg("pause check failed")
 			}
@@ -403,6 +434,13 @@ type Status struct {
 	// PausedQueues lists the paused queues among Queues; nil unless
 	// Config.Queues implements QueueStater.
 	PausedQueues []string
+	// HeldQueues lists the queues the gate paused for the account (it
+	// unpauses only these).
+	HeldQueues []string
+	// SharedQueues lists, during a long pause, the account's queues left
+	// running because another active account consumes them: there the
+	// record alone gates the account's workers.
+	SharedQueues []string
 }
 
 // Status reports account's pause as stored in Redis.
@@ -415,11 +453,33 @@ func (g *Gate) Status(ctx context.Context, account string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("pausegate: list queues: %w", err)
 	}
-	st := Status{Record: rec, Active: active, Remaining: rec.Remaining(g.cfg.Clock.Now()), Queues: qs}
+	slices.Sort(qs)
+	now := g.cfg.Clock.Now()
+	st := Status{Record: rec, Active: active, Remaining: rec.Remaining(now), Queues: qs}
+	held, err := g.rdb.HKeys(ctx, keys.GateQueues(account)).Result()
+	if err != nil {
+		return st, fmt.Errorf("pausegate: read held queues: %w", err)
+	}
+	slices.Sort(held)
+	st.HeldQueues = held
+	if st.Remaining > g.cfg.ShortPause {
+		for _, q := range qs {
+			others, err := g.activeConsumers(ctx, account, q)
+			if err != nil {
+				return st, err
+			}
+			if len(others) > 0 {
+				st.SharedQueues = append(st.SharedQueues, q)
+			}
+		}
+	}
 	if s, ok := g.cfg.Queues.(QueueStater); ok {
 		st.PausedQueues = []string{}
 		for _, q := range qs {
 			p, err := s.QueuePaused(q)
+			if errors.Is(err, ErrQueueUnknown) {
+				continue
+			}
 			if err != nil {
 				return st, fmt.Errorf("pausegate: queue %s state: %w", q, err)
 			}
@@ -468,51 +528,6 @@ func (g *Gate) publish(ctx context.Context, account string, ev Event) {
 		// Not fatal: every gate's Tick picks the change up within CheckInterval.
 		g.log.Warn().Err(err).Str("account", account).Msg("publish pause event failed")
 	}
-}
-
-// pauseQueues pauses every queue registered for account.
-func (g *Gate) pauseQueues(ctx context.Context, account string) error {
-	if g.cfg.Queues == nil {
-		return nil
-	}
-	qs, err := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
-	if err != nil {
-		return fmt.Errorf("pausegate: list queues: %w", err)
-	}
-	var errs []error
-	for _, q := range qs {
-		if err := g.cfg.Queues.PauseQueue(q); err != nil && !isAlready(err, "is already paused") {
-			errs = append(errs, fmt.Errorf("pausegate: pause queue %s: %w", q, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// unpauseQueues unpauses every queue registered for account and returns how
-// many were actually paused.
-func (g *Gate) unpauseQueues(ctx context.Context, account string) (int, error) {
-	if g.cfg.Queues == nil {
-		return 0, nil
-	}
-	qs, err := g.rdb.SMembers(ctx, keys.Queues(account)).Result()
-	if err != nil {
-		return 0, fmt.Errorf("pausegate: list queues: %w", err)
-	}
-	n := 0
-	var errs []error
-	for _, q := range qs {
-		err := g.cfg.Queues.UnpauseQueue(q)
-		switch {
-		case err == nil:
-			n++
-		case !isAlready(err, "is not paused"):
-			errs = append(errs, fmt.Errorf("pausegate: unpause queue %s: %w", q, err))
-		}
-	}
-	if n > 0 {
-		g.log.Info().Str("account", account).Int("queues", n).Msg("queues unpaused")
-	}
-	return n, errors.Join(errs...)
 }
 
 // isAlready reports whether err is asynq's "already paused"/"not paused"

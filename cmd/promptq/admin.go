@@ -280,7 +280,7 @@ func runPause(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if len(accts) == 0 {
 		return errors.New("pause: no account known yet (no worker has run); pass --account")
 	}
-	gate, err := pausegate.New(rdb, pausegate.Config{Queues: insp, SetBy: "admin", ShortPause: time.Nanosecond})
+	gate, err := pausegate.New(rdb, pausegate.Config{Queues: pausegate.AsynqQueues(insp), SetBy: "admin", ShortPause: time.Nanosecond})
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func runResume(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	defer done()
-	gate, err := pausegate.New(rdb, pausegate.Config{Queues: insp, SetBy: "admin"})
+	gate, err := pausegate.New(rdb, pausegate.Config{Queues: pausegate.AsynqQueues(insp), SetBy: "admin"})
 	if err != nil {
 		return err
 	}

@@ -72,3 +72,14 @@ func Alive(acct, proc string) string { return tag(acct) + "alive:" + proc }
 // Suspect records (server time, ms) when a worker process of the account
 // was first seen not alive by a worker waiting for one of its claims.
 func Suspect(acct, proc string) string { return tag(acct) + "suspect:" + proc }
+
+// GateQueues is the hash of the asynq queues the pause gate paused for the
+// account (field = queue, value "0" while the gate is pausing it, "1" once
+// paused). The gate unpauses only these, so a queue an operator paused stays
+// paused.
+func GateQueues(acct string) string { return tag(acct) + "gate:queues" }
+
+// Consumers is the sorted set of the account's running pause gates (member =
+// gate identity, score = when its liveness lapses, in ms): an account with a
+// live member consumes its queues now.
+func Consumers(acct string) string { return tag(acct) + "consumers" }

@@ -103,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 			return nil, err
 		}
 		gcfg := cfg.Gate
-		gcfg.Queues = insp
+		gcfg.Queues = pausegate.AsynqQueues(insp)
 		gcfg.Logger = cfg.Logger // the gate tags its own component and account
 		if g, err = pausegate.New(cfg.RDB, gcfg); err != nil {
 			return nil, err
