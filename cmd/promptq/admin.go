@@ -126,6 +126,10 @@ func printStatus(w io.Writer, rep *statusReport) {
 			fmt.Fprintf(w, "PAUSED until %s (%s left; kind %s, reason %q, set by %s)\n", *p.Until,
 				(time.Duration(*p.RemainingMs) * time.Millisecond).Round(time.Second).String(), p.Kind, p.Reason, p.SetBy)
 		}
+		if len(p.SharedQueues) > 0 {
+			fmt.Fprintf(w, "  queues %s keep running for other active accounts: the pause record alone holds this account's workers\n",
+				strings.Join(p.SharedQueues, ", "))
+		}
 		if s, ok := rep.Snapshots[a]; ok {
 			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
 			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)

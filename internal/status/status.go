@@ -36,6 +36,10 @@ type Pause struct {
 	// or paused until resumed.
 	RemainingMs *int64 `json:"remaining_ms"`
 	Account     string `json:"account,omitempty"`
+	// SharedQueues are the account's queues left running during its pause
+	// because other active accounts consume them: the pause record alone
+	// holds this account's workers there.
+	SharedQueues []string `json:"shared_queues,omitempty"`
 }
 
 // Report is the whole status: queues by name, the first active pause (or an
@@ -105,6 +109,7 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	for i, a := range accounts {
 		rec, active := sts[i].Record, sts[i].Active
 		ps := NewPause(a, rec, active, now)
+		ps.SharedQueues = sts[i].SharedQueues
 		rep.Accounts[a] = ps
 		if ps.Paused && !rep.Pause.Paused {
 			rep.Pause = ps

@@ -45,6 +45,7 @@ type gate interface {
 	Local(account string) (pausegate.Record, bool)
 	Pause(ctx context.Context, account string, req pausegate.PauseRequest) (pausegate.Record, error)
 	Notify() <-chan struct{}
+	Shared(account string) bool
 }
 
 // concurrency is the part of *quota.Concurrency the handler uses
@@ -122,6 +123,16 @@ const (
 	DefaultPauseDefault = time.Hour
 	// RequestTimeoutDefault is HandlerConfig.RequestTimeout's default.
 	RequestTimeoutDefault = 10 * time.Minute
+
+	// SharedPauseHold is how long a task of a paused account whose queues
+	// another active account consumes (pausegate.Gate.Shared) waits in its
+	// slot for the pause to end before going back to asynq: the wait
+	// bounds how fast the paused account's idle slots take tasks from the
+	// shared queue, which the other account would otherwise find empty.
+	SharedPauseHold = 5 * time.Second
+	// SharedPauseRetry is the delay such a task goes back to asynq with:
+	// short, so that another account takes it, rather than the pause's end.
+	SharedPauseRetry = time.Second
 )
 
 // Handler processes prompt tasks.
@@ -462,6 +473,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			if c.RetryAfter <= 0 || c.Kind == backoff.KindQuota {
 				c.RetryAfter = max(c.RetryAfter, until.Sub(now))
 			}
+			if c.RetryAfter > h.cfg.MaxInlineWait && h.gate.Shared(h.cfg.Account) {
+				// Another active account consumes this queue: let it
+				// take the task instead of parking it for the pause.
+				c.RetryAfter = SharedPauseRetry
+			}
 		}
 	}
 	if c.Permanent {
@@ -553,6 +569,13 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 				waited = true
 				continue
 			}
+			if h.gate.Shared(h.cfg.Account) {
+				if h.holdShared(ctx) {
+					waited = true
+					continue
+				}
+				return quota.Reservation{}, waited, sharedWait(rec.Reason)
+			}
 			return quota.Reservation{}, waited, h.pausedWait(rec.Until, rec.Reason)
 		}
 		d, err := h.lim.ReserveRequest(ctx, h.cfg.Account, input, maxOut, quota.WithTenant(tenant))
@@ -576,6 +599,13 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 			if h.waitShortPause(ctx, d.PausedUntil, started) {
 				waited = true
 				continue
+			}
+			if h.gate.Shared(h.cfg.Account) {
+				if h.holdShared(ctx) {
+					waited = true
+					continue
+				}
+				return quota.Reservation{}, waited, sharedWait("account paused")
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.PausedUntil, "account paused")
 		case d.DailyExhausted:
@@ -692,6 +722,33 @@ func (h *Handler) waitShortPause(ctx context.Context, until time.Time, started t
 	case <-t.C:
 		return true
 	}
+}
+
+// holdShared holds a task of a paused account whose queues stay running for
+// other accounts for up to SharedPauseHold, and reports whether the pause
+// ended meanwhile (the task then asks for admission again).
+func (h *Handler) holdShared(ctx context.Context) bool {
+	t := time.NewTimer(SharedPauseHold)
+	defer t.Stop()
+	for {
+		changed := h.gate.Notify()
+		if _, paused := h.gate.Local(h.cfg.Account); !paused {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return false
+		case <-changed:
+		}
+	}
+}
+
+// sharedWait gives a task of a paused account back to asynq soon: another
+// account that consumes the queue takes it.
+func sharedWait(reason string) error {
+	return &backoff.Wait{Delay: SharedPauseRetry, Reason: "paused (queue shared with active accounts): " + reason}
 }
 
 // errPauseAnnounced ends a wait early: a pause was announced meanwhile.
