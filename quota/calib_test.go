@@ -407,15 +407,15 @@ func TestCalibrationRefusesBadSignals(t *testing.T) {
 		}
 	}
 	c := e.snap().Calibration
-	// Refused: remaining above the limit, negative usage, a usage charge
-	// 10^10 times the basis. Missing: the answer with usage but without a
-	// remaining figure (the others carried no usable usage).
-	if c.Bad != 3 || c.Missing != 1 || c.Samples != 0 || c.Source != "" {
-		t.Fatalf("calibration %+v, want 3 refused signals, 1 response without remaining, no sample", c)
+	// Refused: remaining above the limit, negative usage, usage above
+	// MaxUsageTokens (refused before it reaches the script, so it is not
+	// counted as missing a remaining figure either).
+	if c.Bad != 3 || c.Missing != 0 || c.Samples != 0 || c.Source != "" {
+		t.Fatalf("calibration %+v, want 3 refused signals, no response counted without remaining, no sample", c)
 	}
 	d := e.snap().Daily
-	if d.Tokens < 0 {
-		t.Fatalf("daily tokens %d: negative usage reached the counter", d.Tokens)
+	if d.Tokens < 0 || d.Tokens > MaxUsageTokens {
+		t.Fatalf("daily tokens %d: negative or absurd usage reached the counter", d.Tokens)
 	}
 }
 

@@ -167,6 +167,19 @@ type Usage struct {
 // total is TotalTokens, or input+output when the provider left it out.
 func (u Usage) total() int64 { return max(u.TotalTokens, u.InputTokens+u.OutputTokens) }
 
+// MaxUsageTokens is the most tokens one request is believed to use: no
+// model's context window comes near it, so a usage figure above it is
+// garbage, like a negative one.
+const MaxUsageTokens = 100_000_000
+
+// Bad reports whether u cannot be true (a negative figure, or more tokens
+// than MaxUsageTokens). Settle refuses such usage: the reservation's debit
+// stands and the calibration counts the signal as bad.
+func (u Usage) Bad() bool {
+	return u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
+		u.InputTokens > MaxUsageTokens || u.OutputTokens > MaxUsageTokens || u.TotalTokens > MaxUsageTokens
+}
+
 // Input is what is known of a request's input before it is sent: the two
 // bases from which the limiter estimates the input tokens the provider will
 // charge (see ReserveRequest).
@@ -526,7 +539,7 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 // Settling twice, or after the reservation expired, changes nothing but the
 // header sync.
 func (l *Limiter) Settle(ctx context.Context, r Reservation, info HeaderInfo, usage *Usage) error {
-	if usage != nil && (usage.InputTokens < 0 || usage.OutputTokens < 0 || usage.TotalTokens < 0) {
+	if usage != nil && usage.Bad() {
 		// Garbage from the provider: keep the debit, count it, learn nothing.
 		return l.settleBad(ctx, "unknown", r, info, 0, 0, 0, true)
 	}

@@ -138,6 +138,7 @@ const (
 // Handler processes prompt tasks.
 type Handler struct {
 	done     atomic.Int64 // tasks completed, for QuotaLogEvery
+	badUsage atomic.Int64 // usage figures refused (negative, absurd); logged once
 	cfg      HandlerConfig
 	lim      limiter
 	gate     gate
@@ -786,6 +787,13 @@ func (h *Handler) pausedWait(until time.Time, reason string) error {
 func (h *Handler) settle(ctx context.Context, res quota.Reservation, info quota.HeaderInfo, usage *quota.Usage, refund bool) {
 	if !h.cfg.QuotaControl || res.ID == "" {
 		return
+	}
+	if usage != nil && usage.Bad() && h.badUsage.Add(1) == 1 {
+		// Once per worker: a provider that sends garbage sends it on every
+		// answer. The calibration counts every one (status: refused signals).
+		h.log.Warn().Int64("input_tokens", usage.InputTokens).Int64("output_tokens", usage.OutputTokens).
+			Int64("total_tokens", usage.TotalTokens).
+			Msg("provider reported impossible usage (negative or absurd): ignored, the reservation's debit stands; logged once per worker")
 	}
 	p := pendingSettle{res: res, info: info, usage: usage, refund: refund}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -45,7 +45,8 @@
 -- ARGV[26] tenant burst ms: capacity of a tenant's buckets, as refill time
 -- ARGV[27] the reservation's member of the sent set (id:chars:tokens:max_output)
 -- ARGV[28] 1 when the caller refused an absurd accounting signal (negative
---          usage), counted in the calibration's 'bad'; else 0
+--          or impossibly large usage), counted in the calibration's 'bad';
+--          else 0
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -195,13 +196,21 @@ if otl > 0 then
   tlvl = refill(tonumber(h[4]), otcap, otrate, elapsed)
 end
 
+-- A daily counter never goes below zero, whatever a refund or a usage
+-- figure asks (a counter driven negative would admit past the budget).
+local function day_add(field, n)
+  if redis.call('HINCRBY', KEYS[3], field, n) < 0 then
+    redis.call('HSET', KEYS[3], field, 0)
+  end
+end
+
 -- Reconcile the debit, once.
 if removed == 1 then
   if mode == 'refund' then
     if rlvl then rlvl = rlvl + rc end
     if tlvl then tlvl = tlvl + tc end
-    redis.call('HINCRBY', KEYS[3], 'req', -rc)
-    redis.call('HINCRBY', KEYS[3], 'tok', -tc)
+    day_add('req', -rc)
+    day_add('tok', -tc)
     redis.call('PEXPIRE', KEYS[3], ARGV[20])
   elseif mode == 'settle' then
     -- Usage corrects the debit only when the provider gave no remaining
@@ -211,7 +220,7 @@ if removed == 1 then
     if tlvl and trem < 0 then tlvl = tlvl + tc - tonumber(ARGV[7]) end
     local delta = tonumber(ARGV[8]) - tc
     if delta ~= 0 then
-      redis.call('HINCRBY', KEYS[3], 'tok', delta)
+      day_add('tok', delta)
       redis.call('PEXPIRE', KEYS[3], ARGV[20])
     end
     local est, act = tonumber(ARGV[9]), tonumber(ARGV[10])
