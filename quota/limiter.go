@@ -250,6 +250,10 @@ type Decision struct {
 	// TenantLimited means, when !OK, that the tenant's budget (WithTenant),
 	// not the account's headroom, is what holds the request back for Wait.
 	TenantLimited bool
+	// Probe means, when !OK, that the cold-start probe holds the request:
+	// no limit is known, Config.Probe reservations are in flight and no
+	// response has been settled yet.
+	Probe bool
 	// FairShare means, when !OK, that the request would have taken a
 	// scheduled turn while another tenant with pending work is behind its
 	// weighted share (see FairSlack): ask again after Wait.
@@ -509,7 +513,7 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 		if len(res) > 2 {
 			reason = res[2]
 		}
-		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: reason == 1, FairShare: reason == 2}, nil
+		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: reason == 1, FairShare: reason == 2, Probe: reason == 3}, nil
 	case 2:
 		d := Decision{Paused: true}
 		if res[1] > 0 {

@@ -12,11 +12,17 @@ func TestColdStartProbe(t *testing.T) {
 	e := setupLimiter(t, Config{})
 	first := e.mustOK(Cost{Requests: 1, Tokens: 100}, 50)
 	d := e.reserve(Cost{Requests: 1, Tokens: 100}, 50)
-	if d.OK || d.Wait <= 0 {
-		t.Fatalf("second reservation during the probe: %+v, want a short wait", d)
+	if d.OK || d.Wait <= 0 || !d.Probe {
+		t.Fatalf("second reservation during the probe: %+v, want a short wait, held by the probe", d)
+	}
+	if s := e.snap(); !s.Probing {
+		t.Fatalf("snapshot during the probe: Probing false, want true (in flight %d)", s.InFlight)
 	}
 	if err := e.l.Settle(e.ctx, first, Unknown, &Usage{InputTokens: 50, OutputTokens: 10, TotalTokens: 60}); err != nil {
 		t.Fatal(err)
+	}
+	if s := e.snap(); s.Probing {
+		t.Fatal("snapshot after the first response: Probing true, want false")
 	}
 	for range 20 {
 		e.mustOK(Cost{Requests: 1, Tokens: 100}, 50)

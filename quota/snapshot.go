@@ -25,6 +25,10 @@ type Snapshot struct {
 	EstimateMeanAbsErr float64 // mean |estimated - actual| input tokens
 	EstimateBias       float64 // mean (estimated - actual) / actual; > 0 overestimates
 	Throttled          int64   // 429s recorded with RecordThrottle
+	// Probing means the cold-start probe holds admissions: no limit is
+	// known, no response has been settled yet and a reservation is in
+	// flight (see Config.Probe).
+	Probing bool
 	// Calibration is what the limiter learned of how the provider charges.
 	Calibration Calibration
 	// RampFraction is the share of its limits the account may use after a
@@ -171,6 +175,8 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 	s.RampFraction = rampFraction(lim, now.UnixMilli())
 	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed, s.RampFraction)
 	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed, s.RampFraction)
+	_, seen := lim["seen"]
+	s.Probing = !seen && l.cfg.Probe > 0 && s.Requests.Limit < 0 && s.Tokens.Limit < 0 && s.InFlight > 0
 	return s, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/status"
+	"github.com/promptq/promptq/internal/worker"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/tasks"
@@ -147,6 +148,9 @@ func printStatus(w io.Writer, rep *statusReport) {
 			if len(s.Fair) > 1 {
 				fmt.Fprintln(w, "  fair share between tenants with pending work:")
 				printFair(w, "    ", s.Fair)
+			}
+			if s.Probing {
+				fmt.Fprintf(w, "  cold-start probe: admissions wait for the first response (%d in flight; a worker logs a warning after %v)\n", s.InFlight, worker.StallAfter)
 			}
 			printCalibration(w, s.Calibration)
 			if s.EstimateSamples > 0 {

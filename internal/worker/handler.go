@@ -146,6 +146,7 @@ type Handler struct {
 	conc     concurrency   // nil unless adaptive concurrency is on
 	yields   *rate.Limiter // tasks handed back at once after a fair-share refusal
 	denied   forbiddenTracker
+	stall    stallWatch // admissions held with headroom (the cold-start probe)
 	log      zerolog.Logger
 	redisLog zerolog.Logger // sampled: for errors that repeat while Redis is down
 
@@ -553,6 +554,9 @@ func waitReason(d quota.Decision) string {
 	if d.FairShare {
 		return "yielding to tenants behind their fair share"
 	}
+	if d.Probe {
+		return "waiting for the first response (cold-start probe)"
+	}
 	return "waiting for quota headroom"
 }
 
@@ -587,8 +591,10 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 		case err != nil:
 			return quota.Reservation{}, waited, fmt.Errorf("quota reserve: %w", err)
 		case d.OK && d.Wait <= 0:
+			h.stall.admitted(time.Now(), h.log)
 			return d.Reservation, waited, nil
 		case d.OK:
+			h.stall.admitted(time.Now(), h.log)
 			// Admitted on schedule: our turn comes after d.Wait.
 			res, err := h.awaitTurn(ctx, d.Reservation, d.Wait)
 			if errors.Is(err, errAdmitAgain) {
@@ -615,6 +621,11 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.DailyResetAt, "daily budget threshold reached")
+		case d.Probe:
+			h.stall.held(time.Now(), h.log, "cold-start probe: a reservation is in flight and no response has settled yet")
+			if d.Wait > h.cfg.MaxInlineWait {
+				return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: waitReason(d)}
+			}
 		case d.FairShare && h.yields.Allow():
 			// Another tenant with pending work is behind its share: step
 			// aside, so this slot can take other work, possibly that

@@ -69,7 +69,8 @@
 --                 r = 1 when the tenant's budget is what holds it back,
 --                 2 when fair sharing is (another tenant with pending work
 --                 is behind: ask again after wait_ms, at least fair retry
---                 ms), else 0
+--                 ms), 3 when the cold-start probe is (ARGV[12]: a probe
+--                 is in flight and no response has been settled yet), else 0
 --   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
 --   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
 --   {4, which}    the cost exceeds the bucket capacity and can never fit (1 = requests, 2 = tokens)
@@ -154,7 +155,7 @@ end
 local probe = tonumber(ARGV[12])
 if rl <= 0 and tl <= 0 and probe > 0 and redis.call('HEXISTS', KEYS[1], 'seen') == 0 then
   if redis.call('ZCARD', KEYS[2]) >= probe then
-    return {1, 50, 0}
+    return {1, 50, 3}
   end
 end
 
