@@ -164,10 +164,10 @@ end
 -- under the provider's token limit `limit` (per minute) and bucket capacity
 -- cap. Between the anchor (the last response used) and this one the
 -- provider's level rose by the refill and fell by what it charged for the
--- requests sent in (anchor, at], this one included:
---     charged = anchor_rem + (at - anchor_at) * limit/60000 - rem
--- unless the bucket may have been full in between (the refill was then
--- partly lost: no sample). Their max output allowances are known; the rest
+-- requests sent in (anchor, at], this one included, the first at t1:
+--     charged = min(cap, anchor_rem + (t1 - anchor_at) * rate)
+--               + (at - t1) * rate - rem,        rate = limit/60000 per ms
+-- Their max output allowances are known; the rest
 -- is the input charge, compared with the sum of each basis. A response sent
 -- within win ms after the anchor, or before it, leaves the anchor alone.
 -- sk is the sent-requests set.
@@ -186,22 +186,28 @@ local function cal_observe(ck, sk, at, rem, limit, cap, win, now)
   if not aat or alim ~= limit or now - aat > CAL_KEEP then
     return
   end
-  local expected = arem + (at - aat) * limit / 60000
-  if expected >= cap then
-    return
-  end
-  local sc, st, so, n, tok_ok = 0, 0, 0, 0, true
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', sk, '(' .. aat, at)) do
-    local c, t, o = string.match(m, ':(%d+):(%d+):(%d+)$')
+  local sc, st, so, n, tok_ok, t1 = 0, 0, 0, 0, true, nil
+  local ms = redis.call('ZRANGEBYSCORE', sk, '(' .. aat, at, 'WITHSCORES')
+  for i = 1, #ms, 2 do
+    local c, t, o = string.match(ms[i], ':(%d+):(%d+):(%d+)$')
     if c then
       sc, st, so, n = sc + tonumber(c), st + tonumber(t), so + tonumber(o), n + 1
       if tonumber(t) <= 0 then tok_ok = false end
+      if not t1 then t1 = tonumber(ms[i + 1]) end
     end
   end
   if n == 0 or sc <= 0 then
     return
   end
-  local y = math.max(0, expected - rem - so)
+  -- Nothing was charged between the anchor and the first request sent
+  -- after it (t1), so the provider's level then was the anchor's plus the
+  -- refill, up to the bucket's capacity: an idle moment that filled the
+  -- bucket still gives an exact sample. From t1 on the level only falls
+  -- by charges between refills (were it full again meanwhile, the sample
+  -- errs high, the safe side).
+  local rate = limit / 60000
+  local level1 = math.min(cap, arem + (t1 - aat) * rate)
+  local y = math.max(0, level1 + (at - t1) * rate - rem - so)
   if y > CAL_MAX * math.max(sc, st) then
     redis.call('HINCRBY', ck, 'bad', 1)
     return
