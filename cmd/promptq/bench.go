@@ -76,6 +76,11 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	started := time.Now()
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
+		if rep != nil && len(rep.Scenarios) > 0 {
+			// Keep what was measured before the failure.
+			fmt.Fprintf(stderr, "bench: stopped after %d scenarios; their figures:\n", len(rep.Scenarios))
+			_ = rep.WriteTable(stderr)
+		}
 		return err
 	}
 	fmt.Fprintf(stderr, "bench: finished in %.0fs\n", time.Since(started).Seconds())

@@ -257,6 +257,17 @@ func TestCellLimits(t *testing.T) {
 	}
 }
 
+// Every matrix cell's run ID is a valid queue name.
+func TestRunIDIsAQueueName(t *testing.T) {
+	for _, name := range MatrixCells {
+		p := Payload(runID(name, ModePromptq), 0)
+		p.Queue = runID(name, ModeNaive)
+		if err := p.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 func TestCellPayload(t *testing.T) {
 	for _, k := range corpus.Kinds() {
 		p := CellPayload("run", k, 1, 7)

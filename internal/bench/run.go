@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,7 +115,7 @@ func (e *runEnv) scenario(ctx context.Context, s Scenario) (ScenarioResult, erro
 // N tasks enqueued, K worker processes, wait until every task is finished.
 func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (RunResult, error) {
 	mode := spec.label
-	id := s.Name + "-" + mode + "-" + randHex(3)
+	id := runID(s.Name, mode)
 	fmt.Fprintf(e.cfg.Progress, "bench: %-16s %-7s %d tasks, %d workers ...\n", s.Name, mode, l.tasks, s.Workers)
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RunTimeout)
 	defer cancel()
@@ -592,6 +593,13 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// runID names one run's queue and account: the scenario name ('+' of
+// matrix cell names becomes '.', since queue names allow A-Z a-z 0-9 _ . : -),
+// the side and a random suffix.
+func runID(scenario, mode string) string {
+	return strings.ReplaceAll(scenario, "+", ".") + "-" + mode + "-" + randHex(3)
 }
 
 func randHex(n int) string {
