@@ -23,6 +23,11 @@ type fakeFlags struct {
 	apiKey       string
 	mode         string
 	errorStatus  int
+	charge       string
+	chargeScale  float64
+	chargeNoise  float64
+	seed         int64
+	retryAfter   string
 }
 
 func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
@@ -38,11 +43,22 @@ func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
 	f.String(&ff.apiKey, "api-key", "FAKE_OPENAI_API_KEY", "", "when set, the only bearer key accepted (else any non-empty key)")
 	f.String(&ff.mode, "mode", "FAKE_OPENAI_MODE", "normal", "start mode: normal, insufficient_quota, server_error, reset, slow, truncate, slow_down (change at run time with POST /_fake/mode)")
 	f.Int(&ff.errorStatus, "error-status", "FAKE_OPENAI_ERROR_STATUS", 500, "status sent in server_error mode (500-599)")
+	f.String(&ff.charge, "charge", "FAKE_OPENAI_CHARGE", string(fakeopenai.ChargeDefault), "how TPM charges input at admission: simple (ceil(chars/4) + 4/message, also the usage), chars (ceil(chars/4), OpenAI's documented estimate) or tokenizer (exact tiktoken count + 4/message); max tokens are added")
+	f.Float(&ff.chargeScale, "charge-scale", "FAKE_OPENAI_CHARGE_SCALE", fakeopenai.ChargeScaleDefault, "factor on the input charge, e.g. 1.2 to charge 20% more than the model counts (0.1-10)")
+	f.Float(&ff.chargeNoise, "charge-noise", "FAKE_OPENAI_CHARGE_NOISE", 0, "uniform ± noise on each request's input charge, e.g. 0.1 for ±10% (0-0.5)")
+	f.Int64(&ff.seed, "seed", "FAKE_OPENAI_SEED", 0, "seed of the charge noise (>= 0)")
+	f.String(&ff.retryAfter, "retry-after", "FAKE_OPENAI_RETRY_AFTER", string(fakeopenai.RetryAfterDefault), "429 wait headers: both (retry-after seconds + retry-after-ms) or seconds (retry-after rounded up; the precise wait only in the body)")
 }
 
 func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
 	cfg := fakeopenai.Config{RPM: ff.rpm, TPM: ff.tpm, Burst: ff.burst, Latency: ff.latency, Jitter: ff.jitter,
-		OutputTokens: ff.outputTokens, APIKey: ff.apiKey, ServerErrorStatus: ff.errorStatus}
+		OutputTokens: ff.outputTokens, APIKey: ff.apiKey, ServerErrorStatus: ff.errorStatus,
+		Charge: fakeopenai.Charge(ff.charge), ChargeScale: ff.chargeScale, ChargeNoise: ff.chargeNoise,
+		RetryAfter: fakeopenai.RetryAfter(ff.retryAfter)}
+	if ff.seed < 0 {
+		return nil, fmt.Errorf("--seed / FAKE_OPENAI_SEED must be >= 0, got %d", ff.seed)
+	}
+	cfg.Seed = uint64(ff.seed)
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return nil, err
 	}
@@ -59,7 +75,8 @@ func runFake(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	var ff fakeFlags
 	f := config.New("fake-openai", "Run an OpenAI-compatible fake provider: POST /v1/responses (JSON and SSE), POST /v1/chat/completions,\n"+
 		"continuously refilling request and token buckets with x-ratelimit-* headers, 429s with retry-after,\n"+
-		"and switchable faults. Admin: POST /_fake/mode {\"mode\":\"insufficient_quota\",\"for\":\"5s\"}, GET /_fake/stats, POST /_fake/reset.", stdout)
+		"and switchable faults. Admin: POST /_fake/mode {\"mode\":\"insufficient_quota\",\"for\":\"5s\"}, GET /_fake/stats, POST /_fake/reset,\n"+
+		"POST /_fake/limits {\"rpm\":N,\"tpm\":N} (change the limits at run time, e.g. halve them).", stdout)
 	ff.register(f, true)
 	if err := f.Parse(args); err != nil {
 		return err

@@ -34,6 +34,20 @@ const (
 	RunTimeoutDefault = 90 * time.Second
 	// ScenariosDefault is the quick set.
 	ScenariosDefault = "quick"
+	// WarmupDefault is how long after the first request the measured
+	// window starts.
+	WarmupDefault = 5 * time.Second
+	// CellDurationDefault is how long a matrix cell runs at its limit after
+	// the warm-up (per side).
+	CellDurationDefault = 15 * time.Second
+	// DrainDefault is how long a matrix run may go on after its cell
+	// duration to finish its tasks before it is stopped and the rest
+	// counted as unfinished.
+	DrainDefault = 20 * time.Second
+	// MatrixRateDefault is a matrix cell's binding limit in tasks per second.
+	MatrixRateDefault = 8.0
+	// SeedDefault seeds the matrix's prompts and the fake's charge noise.
+	SeedDefault = 1
 	// MaxOutputTokens is set on every bench task; with the prompt it fixes
 	// the tokens one task costs (TaskCost).
 	MaxOutputTokens = 64
@@ -80,6 +94,21 @@ type Config struct {
 	Outage time.Duration
 	// RunTimeout bounds one run (default RunTimeoutDefault).
 	RunTimeout time.Duration
+	// Warmup is how long after the first request the measured window of
+	// every run starts (default WarmupDefault).
+	Warmup time.Duration
+	// CellDuration is how long a matrix cell runs at its limit after the
+	// warm-up, per side (default CellDurationDefault).
+	CellDuration time.Duration
+	// Drain bounds how long a matrix run may go on after its cell duration
+	// to finish its tasks (default DrainDefault).
+	Drain time.Duration
+	// MatrixRate is a matrix cell's binding limit in tasks per second
+	// (default MatrixRateDefault).
+	MatrixRate float64
+	// Seed seeds the matrix's prompts and the fake's charge noise (default
+	// SeedDefault); both sides of a cell get the same prompts.
+	Seed uint64
 	// Progress, when set, receives one line per run as it starts and ends.
 	Progress io.Writer
 }
@@ -98,6 +127,11 @@ func (c Config) WithDefaults() Config {
 	c.Duration = cmp.Or(c.Duration, DurationDefault)
 	c.Outage = cmp.Or(c.Outage, OutageDefault)
 	c.RunTimeout = cmp.Or(c.RunTimeout, RunTimeoutDefault)
+	c.Warmup = cmp.Or(c.Warmup, WarmupDefault)
+	c.CellDuration = cmp.Or(c.CellDuration, CellDurationDefault)
+	c.Drain = cmp.Or(c.Drain, DrainDefault)
+	c.MatrixRate = cmp.Or(c.MatrixRate, MatrixRateDefault)
+	c.Seed = cmp.Or(c.Seed, SeedDefault)
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -123,6 +157,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bench: Duration must be 1s-1h, got %s", c.Duration)
 	case c.Outage < time.Second || c.Outage > 10*time.Minute:
 		return fmt.Errorf("bench: Outage must be 1s-10m, got %s", c.Outage)
+	case c.Warmup < 0 || c.Warmup > 10*time.Minute:
+		return fmt.Errorf("bench: Warmup must be 0-10m, got %s", c.Warmup)
+	case c.CellDuration < 2*time.Second || c.CellDuration > time.Hour:
+		return fmt.Errorf("bench: CellDuration must be 2s-1h, got %s", c.CellDuration)
+	case c.Drain < time.Second || c.Drain > time.Hour:
+		return fmt.Errorf("bench: Drain must be 1s-1h, got %s", c.Drain)
+	case c.MatrixRate < 0.5 || c.MatrixRate > 1000:
+		return fmt.Errorf("bench: MatrixRate must be 0.5-1000 tasks/s, got %v", c.MatrixRate)
 	}
 	for _, k := range c.Workers {
 		if k < 1 || k > 64 {
@@ -155,9 +197,12 @@ type Scenario struct {
 	// Kind is "" for the plain promptq-versus-naive comparison, or one of
 	// KindAdaptive, KindSlowDown, KindTenants, KindFair (see scenarios.go).
 	Kind string `json:"kind,omitempty"`
+	// Cell is set for a matrix cell (names starting with CellPrefix).
+	Cell *Cell `json:"cell,omitempty"`
 }
 
-// ParseScenarios expands "quick", "full" or a comma-separated list of names:
+// ParseScenarios expands "quick", "full", "matrix" (MatrixCells) or a
+// comma-separated list of names, matrix cells among them (see parseCell):
 // "rpm-b1s-k3", "tpm-b60s-k8" (bound, burst, workers), "cost-k3" (unlimited
 // provider), "outage-k3" (RPM-bound, burst 1s, with an outage), and the
 // RPM-bound, burst-1s feature scenarios "adaptive-k3" (adaptive concurrency
@@ -171,6 +216,8 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 	}
 	var names []string
 	switch spec {
+	case "matrix":
+		names = MatrixCells
 	case "quick":
 		lo, mid, hi := workers[0], workers[len(workers)/2], workers[len(workers)-1]
 		names = []string{
@@ -206,7 +253,10 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 }
 
 func parseScenario(name string) (Scenario, error) {
-	bad := fmt.Errorf("bench: scenario %q: want quick, full, or names like rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
+	if strings.HasPrefix(name, CellPrefix) {
+		return parseCell(name)
+	}
+	bad := fmt.Errorf("bench: scenario %q: want quick, full, matrix, or names like m-base, m-cjk+tokenizer, rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
 	parts := strings.Split(name, "-")
 	k, err := strconv.Atoi(strings.TrimPrefix(parts[len(parts)-1], "k"))
 	if err != nil || !strings.HasPrefix(parts[len(parts)-1], "k") || k < 1 || k > 64 {
@@ -262,6 +312,9 @@ type limits struct {
 // left unlimited (RPM-bound) or 4x looser (TPM-bound), and enough tasks to
 // empty the burst allowance and then run c.Duration at the limit.
 func (c Config) limitsFor(s Scenario) limits {
+	if s.Cell != nil {
+		return c.cellLimits(s)
+	}
 	l := limits{burst: s.Burst}
 	if c.Burst > 0 {
 		l.burst = c.Burst

@@ -12,6 +12,18 @@
 // fair-kN two tenants interleaved 10:1 in one queue with and without
 // weighted fair sharing (--fair-share=false).
 //
+// The matrix ("--scenarios matrix", MatrixCells) runs realistic prompts
+// (internal/corpus: prose, code, CJK, chat) against a family of fake
+// providers: charge model (ceil(characters/4), exact tokenizer, ±10% noise,
+// tokenizer ×1.2 and ×0.8), 429s whose precise wait is only in the body,
+// bursts of 1s and 60s, RPM- or TPM-bound, latency of 100ms, 300ms or 2s with
+// jitter, limits halving mid-run, and K = 1, 3, 8 workers. Each cell varies
+// one axis of a base (m-base) or combines a few (m-cjk+tokenizer); see
+// parseCell. Its figures are measured after Config.Warmup from samples of
+// the fake's accounting (Window): the share of the binding limit's refill
+// that admitted requests used, the 429 share, and after a halving the 429
+// share and the time until the new limit is used at 95% again.
+//
 // Figures come from the fake's own counters (requests, 429s, tokens
 // charged, per-task request counts) and from Redis INFO commandstats, so
 // what promptq believes about itself is never part of the measurement.

@@ -6,6 +6,7 @@ import (
 	"github.com/promptq/promptq/quota"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +26,7 @@ type Report struct {
 	Concurrency int              `json:"concurrency"`
 	Latency     string           `json:"latency"`
 	TaskCost    int              `json:"task_cost_tokens"`
+	Warmup      string           `json:"warmup"`
 	Scenarios   []ScenarioResult `json:"scenarios"`
 }
 
@@ -117,6 +119,19 @@ type RunResult struct {
 	SlowDown      *SlowDownTrace `json:"slow_down,omitempty"`
 	Tenants       *Tenants       `json:"tenants,omitempty"`
 	WorkerErrors  string         `json:"worker_errors,omitempty"`
+	// Concurrency is each worker's concurrency in this run.
+	Concurrency int `json:"concurrency"`
+	// Window is what the fake's accounting shows after the warm-up (nil
+	// for the unlimited cost scenarios).
+	Window *Window `json:"window,omitempty"`
+	// CallsAfterAnswered counts provider calls for a task ID that had
+	// already been answered: duplicate calls.
+	CallsAfterAnswered int `json:"duplicate_calls"`
+	// Cut is true when a matrix run was stopped Config.Drain after its cell
+	// duration with tasks still queued; Unfinished counts them (they are
+	// not lost).
+	Cut        bool `json:"cut,omitempty"`
+	Unfinished int  `json:"unfinished,omitempty"`
 }
 
 // SentTotalPerTask is every client command sent per task.
@@ -162,9 +177,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "promptq bench — %s Redis, concurrency %d per worker, provider latency %s, %d tokens per task\n\n",
 		r.Redis, r.Concurrency, r.Latency, r.TaskCost)
+	if err := r.writeMatrix(w); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tmetric\tpromptq\tnaive\tratio\t")
+	if len(r.Scenarios) > 0 && slices.ContainsFunc(r.Scenarios, func(s ScenarioResult) bool { return s.Cell == nil }) {
+		fmt.Fprintln(tw, "scenario\tmetric\tpromptq\tnaive\tratio\t")
+	}
 	for _, s := range r.Scenarios {
+		if s.Cell != nil {
+			continue // in the matrix table
+		}
 		p, n := s.Promptq, s.Naive
 		head := fmt.Sprintf("%s (K=%d, %s, rpm=%s tpm=%s, %d tasks%s)", s.Name, s.Workers, burstText(s), limitText(s.RPM), limitText(s.TPM), s.Tasks, sidesText(s))
 		rows := []struct {
@@ -173,6 +196,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ratio  float64
 		}{
 			{"utilisation (" + cmpStr(p.Binding, "-") + ")", f3(p.Utilisation), f3(n.Utilisation), s.Ratio.Utilisation},
+			{"utilisation after warm-up", windowUtil(p), windowUtil(n), math.NaN()},
 			{"429 rate_limit share", pct(p.Throttled), pct(n.Throttled), s.Ratio.Throttled},
 			{"requests / ok", fmt.Sprintf("%d/%d", p.Requests, p.OK), fmt.Sprintf("%d/%d", n.Requests, n.OK), math.NaN()},
 			{"elapsed at limit (s)", f2(p.Elapsed), f2(n.Elapsed), s.Ratio.Elapsed},
@@ -245,6 +269,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+func windowUtil(r RunResult) string {
+	if r.Window == nil {
+		return "-"
+	}
+	return f3(r.Window.Utilisation)
 }
 
 // errorLines keeps the lines of worker output that are not info or warn logs.

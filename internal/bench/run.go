@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,7 +37,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{StartedAt: time.Now().UTC(), Redis: "shared", Concurrency: cfg.Concurrency,
-		Latency: cfg.Latency.String(), TaskCost: TaskCost()}
+		Latency: cfg.Latency.String(), TaskCost: TaskCost(), Warmup: cfg.Warmup.String()}
 	if cfg.RedisURL == "" {
 		r, err := startRedis(ctx, cfg.RedisServer)
 		if err != nil {
@@ -114,13 +115,25 @@ func (e *runEnv) scenario(ctx context.Context, s Scenario) (ScenarioResult, erro
 // N tasks enqueued, K worker processes, wait until every task is finished.
 func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (RunResult, error) {
 	mode := spec.label
-	id := s.Name + "-" + mode + "-" + randHex(3)
+	id := runID(s.Name, mode)
 	fmt.Fprintf(e.cfg.Progress, "bench: %-16s %-7s %d tasks, %d workers ...\n", s.Name, mode, l.tasks, s.Workers)
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RunTimeout)
 	defer cancel()
 
-	fake := fakeopenai.New(fakeopenai.Config{RPM: l.rpm, TPM: l.tpm, Burst: l.burst,
-		Latency: e.cfg.Latency, Jitter: e.cfg.Latency / 4})
+	fcfg := fakeopenai.Config{RPM: l.rpm, TPM: l.tpm, Burst: l.burst, Latency: e.cfg.Latency, Jitter: e.cfg.Latency / 4}
+	concurrency := e.cfg.Concurrency
+	payloads := spec.payloads
+	if s.Cell != nil {
+		fcfg, concurrency = s.Cell.fakeConfig(l, e.cfg.Seed), e.cfg.cellConcurrency(s)
+		payloads = func(run string, n int) []*tasks.Payload {
+			ps := make([]*tasks.Payload, n)
+			for i := range n {
+				ps[i] = CellPayload(run, s.Cell.Prompts, e.cfg.Seed, i)
+			}
+			return ps
+		}
+	}
+	fake := fakeopenai.New(fcfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return RunResult{}, err
@@ -130,7 +143,7 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 	defer hs.Close()
 	baseURL := "http://" + ln.Addr().String() + "/v1"
 
-	enqueued, err := e.enqueue(ctx, spec.payloads(id, l.tasks))
+	enqueued, err := e.enqueue(ctx, payloads(id, l.tasks))
 	if err != nil {
 		return RunResult{}, err
 	}
@@ -147,14 +160,14 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 		return RunResult{}, err
 	}
 	start := time.Now()
-	ws, err := e.startWorkers(s.Workers, id, baseURL, spec.mode, spec.args)
+	ws, err := e.startWorkers(s.Workers, concurrency, id, baseURL, spec.mode, spec.args)
 	if err != nil {
 		_, _ = mon.stop()
 		return RunResult{}, err
 	}
 	defer ws.kill()
 
-	w := &watch{env: e, fake: fake, queue: id, account: id, tasks: l.tasks, start: start, mode: spec.mode}
+	w := &watch{env: e, fake: fake, queue: id, account: id, tasks: l.tasks, start: start, mode: spec.mode, cell: s.Cell}
 	if s.Outage > 0 {
 		w.outage = s.Outage
 		w.out = &Outage{}
@@ -177,7 +190,11 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 
 	r := RunResult{Mode: mode, Tasks: l.tasks, Requests: st.Requests, OK: st.OK, RateLimited: st.RateLimited,
 		QuotaErrors: st.QuotaErrors, SlowDowns: st.SlowDowns, TokensCharged: st.TokensCharged, MaxInFlight: st.MaxInFlight,
-		Wall: wall.Seconds(), WorkerErrors: stderr, Outage: w.out}
+		Wall: wall.Seconds(), WorkerErrors: stderr, Outage: w.out, Concurrency: concurrency,
+		CallsAfterAnswered: st.CallsAfterAnswered, Cut: w.cut}
+	if s.Bound != BoundNone {
+		r.Window = measureWindow(w.samples, w.first, w.end, w.halved, e.cfg.Warmup, s.Bound == BoundTPM)
+	}
 	if r.Requests > 0 {
 		r.Throttled = float64(r.RateLimited) / float64(r.Requests)
 	}
@@ -211,7 +228,7 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 	}
 	r.PromptqEvalshaPerTask = float64(sent[OwnerPromptq]["evalsha"]+sent[OwnerPromptq]["eval"]) / float64(l.tasks)
 
-	finished, err := e.collect(context.WithoutCancel(ctx), &r, id, enqueued)
+	finished, err := e.collect(context.WithoutCancel(ctx), &r, id, enqueued, w.cut)
 	if err != nil {
 		return r, err
 	}
@@ -236,8 +253,12 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 		r.Outage.InFlightAtFirst429 = st.InFlightAtFirstQuotaError
 		r.Outage.RequestsAfterFirst429 = st.RequestsAfterFirstQuotaError
 	}
-	fmt.Fprintf(e.cfg.Progress, "bench: %-16s %-7s done in %.1fs: utilisation %.3f, 429s %.2f%%, %.2f promptq cmds/task, lost %d\n",
-		s.Name, mode, r.Wall, r.Utilisation, 100*r.Throttled, r.SentPerTask[OwnerPromptq], r.Lost)
+	wu := 0.0
+	if r.Window != nil {
+		wu = r.Window.Utilisation
+	}
+	fmt.Fprintf(e.cfg.Progress, "bench: %-16s %-7s done in %.1fs: utilisation %.3f (after warm-up %.3f), 429s %.2f%%, %.2f promptq cmds/task, lost %d, unfinished %d\n",
+		s.Name, mode, r.Wall, r.Utilisation, wu, 100*r.Throttled, r.SentPerTask[OwnerPromptq], r.Lost, r.Unfinished)
 	return r, nil
 }
 
@@ -292,9 +313,18 @@ func (e *runEnv) enqueue(ctx context.Context, ps []*tasks.Payload) (map[string]t
 
 // collect counts finished tasks and computes latencies from their results.
 // It returns when each completed task finished, by payload ID.
-func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueued map[string]time.Time) (map[string]time.Time, error) {
+func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueued map[string]time.Time, cut bool) (map[string]time.Time, error) {
 	insp := asynq.NewInspector(e.aopt)
 	defer insp.Close()
+	if cut {
+		// Stopped before every task finished: the ones still queued are
+		// unfinished, not lost.
+		qi, err := insp.GetQueueInfo(queue)
+		if err != nil {
+			return nil, fmt.Errorf("bench: queue info: %w", err)
+		}
+		r.Unfinished = qi.Pending + qi.Active + qi.Scheduled + qi.Retry + qi.Aggregating
+	}
 	var handler, e2e []float64
 	finished := map[string]time.Time{}
 	err := tasks.ListResults(ctx, insp, queue, func(res tasks.Result) error {
@@ -316,7 +346,7 @@ func (e *runEnv) collect(ctx context.Context, r *RunResult, queue string, enqueu
 	if err != nil {
 		return nil, fmt.Errorf("bench: list results: %w", err)
 	}
-	r.Lost = r.Tasks - r.Completed - r.Archived
+	r.Lost = r.Tasks - r.Completed - r.Archived - r.Unfinished
 	r.HandlerP50, r.HandlerP99 = percentile(handler, 50), percentile(handler, 99)
 	r.E2EP50, r.E2EP99 = percentile(e2e, 50), percentile(e2e, 99)
 	return finished, nil
@@ -339,6 +369,39 @@ type watch struct {
 	out            *Outage
 	slow           *slowWatch // slow_down injection, or nil
 	zcards         int64      // ZCARD commands the watch sent, left out of the figures
+
+	// cell is the matrix cell, or nil. In a cell run the watch halves the
+	// limits (Cell.Halve) and stops waiting Config.Drain after the end of
+	// the cell duration (cut).
+	cell    *Cell
+	samples []fakeopenai.Sample // the fake's accounting at every poll
+	first   time.Time           // first request seen by the fake
+	end     time.Time           // end of the cell duration (cells only)
+	halved  time.Time
+	cut     bool
+}
+
+// sample records the fake's accounting and, in a cell run, halves the
+// limits when it is time. It reports whether a cell run should stop
+// waiting (Config.Drain after the end of the cell duration).
+func (w *watch) sample() (stop bool) {
+	sm := w.fake.Sample()
+	w.samples = append(w.samples, sm)
+	if w.first.IsZero() && sm.Requests > 0 {
+		w.first = sm.At
+		if w.cell != nil {
+			w.end = w.first.Add(w.env.cfg.Warmup + w.env.cfg.CellDuration)
+		}
+	}
+	if w.cell == nil || w.first.IsZero() {
+		return false
+	}
+	halveAt := w.first.Add(w.env.cfg.Warmup + time.Duration(HalveAt*float64(w.env.cfg.CellDuration)))
+	if w.cell.Halve && w.halved.IsZero() && !sm.At.Before(halveAt) {
+		_ = w.fake.SetLimits(fakeopenai.Limits{RPM: (sm.RPM + 1) / 2, TPM: (sm.TPM + 1) / 2})
+		w.halved = time.Now()
+	}
+	return sm.At.After(w.end.Add(w.env.cfg.Drain))
 }
 
 // Phases of an outage scenario.
@@ -376,6 +439,10 @@ func (w *watch) wait(ctx context.Context) error {
 		}
 		if w.slow != nil {
 			w.slow.observe(w.fake, w.tasks)
+		}
+		if w.sample() {
+			w.cut = true
+			return nil
 		}
 		if w.out != nil {
 			st := w.fake.Stats()
@@ -445,12 +512,12 @@ type workers struct {
 	stderr []*tailBuffer
 }
 
-func (e *runEnv) startWorkers(k int, id, baseURL, mode string, extra []string) (*workers, error) {
+func (e *runEnv) startWorkers(k, concurrency int, id, baseURL, mode string, extra []string) (*workers, error) {
 	ws := &workers{}
 	for i := range k {
 		args := []string{"worker",
 			"--redis", e.cfg.RedisURL, "--account", id, "--queues", id + "=1",
-			"--concurrency", strconv.Itoa(e.cfg.Concurrency), "--openai-base-url", baseURL,
+			"--concurrency", strconv.Itoa(concurrency), "--openai-base-url", baseURL,
 			"--quota-control=" + strconv.FormatBool(mode == ModePromptq),
 			"--pause-duration-hours", "0.0167", "--shutdown-timeout", "5s", "--log-format", "json",
 		}
@@ -526,6 +593,13 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// runID names one run's queue and account: the scenario name ('+' of
+// matrix cell names becomes '.', since queue names allow A-Z a-z 0-9 _ . : -),
+// the side and a random suffix.
+func runID(scenario, mode string) string {
+	return strings.ReplaceAll(scenario, "+", ".") + "-" + mode + "-" + randHex(3)
 }
 
 func randHex(n int) string {

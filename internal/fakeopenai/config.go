@@ -21,6 +21,29 @@ const (
 	DefaultMaxOutputTokens = 4096
 	// MinResponsesMaxOutputTokens is the smallest max_output_tokens the Responses API accepts.
 	MinResponsesMaxOutputTokens = 16
+	// ChargeDefault is the default charge model.
+	ChargeDefault = ChargeSimple
+	// ChargeScaleDefault is the default factor on the input charge.
+	ChargeScaleDefault = 1.0
+	// RetryAfterDefault is the default way 429s carry their wait.
+	RetryAfterDefault = RetryAfterBoth
+	// MaxChargeNoise is the largest Config.ChargeNoise.
+	MaxChargeNoise = 0.5
+)
+
+// RetryAfter is how a rate-limit 429 tells the client when to retry
+// (Config.RetryAfter). The body's message always says "Please try again in
+// <wait>" with the precise wait.
+type RetryAfter string
+
+// Ways of telling the wait.
+const (
+	// RetryAfterBoth sends retry-after (whole seconds, rounded up) and
+	// retry-after-ms (the precise wait). The default.
+	RetryAfterBoth RetryAfter = "both"
+	// RetryAfterSeconds sends only retry-after in whole seconds, rounded
+	// up: the precise wait is only in the body, as OpenAI often does.
+	RetryAfterSeconds RetryAfter = "seconds"
 )
 
 // Config configures a fake server. The zero value is usable: unlimited rate,
@@ -53,6 +76,22 @@ type Config struct {
 	ServerErrorStatus int
 	// SlowBy is the latency ModeSlow adds. Default SlowByDefault (30s).
 	SlowBy time.Duration
+	// Charge is the model the TPM bucket charges input with at admission
+	// (see Charge). Default ChargeDefault (ChargeSimple).
+	Charge Charge
+	// ChargeScale multiplies the input charge (not the max output tokens),
+	// e.g. 1.2 for a provider that charges 20% more than its model's count.
+	// 0.1-10; default ChargeScaleDefault (1). usage.input_tokens is not scaled.
+	ChargeScale float64
+	// ChargeNoise multiplies each request's (scaled) input charge by a
+	// uniform factor in [1-ChargeNoise, 1+ChargeNoise], drawn from a
+	// generator seeded with Seed. 0-MaxChargeNoise; default 0 (no noise).
+	ChargeNoise float64
+	// Seed seeds the charge noise (default 0, itself a fixed seed).
+	Seed uint64
+	// RetryAfter is how rate-limit 429s carry their wait. Default
+	// RetryAfterDefault (RetryAfterBoth).
+	RetryAfter RetryAfter
 	// Clock tells the time for the rate-limit buckets, mode expiry and stats
 	// timestamps. Default time.Now. Latency always uses real timers.
 	Clock func() time.Time
@@ -64,6 +103,9 @@ func (c Config) WithDefaults() Config {
 	c.OutputTokens = cmp.Or(c.OutputTokens, OutputTokensDefault)
 	c.ServerErrorStatus = cmp.Or(c.ServerErrorStatus, ServerErrorStatusDefault)
 	c.SlowBy = cmp.Or(c.SlowBy, SlowByDefault)
+	c.Charge = cmp.Or(c.Charge, ChargeDefault)
+	c.ChargeScale = cmp.Or(c.ChargeScale, ChargeScaleDefault)
+	c.RetryAfter = cmp.Or(c.RetryAfter, RetryAfterDefault)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -89,6 +131,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fakeopenai: ServerErrorStatus must be 500-599 (0 = default %d), got %d", ServerErrorStatusDefault, c.ServerErrorStatus)
 	case c.SlowBy < 0:
 		return fmt.Errorf("fakeopenai: SlowBy must be >= 0 (0 = default %s), got %s", SlowByDefault, c.SlowBy)
+	case c.Charge != "" && !c.Charge.Valid():
+		return fmt.Errorf("fakeopenai: Charge must be simple, chars or tokenizer (empty = default %s), got %q", ChargeDefault, c.Charge)
+	case c.ChargeScale != 0 && (c.ChargeScale < 0.1 || c.ChargeScale > 10):
+		return fmt.Errorf("fakeopenai: ChargeScale must be 0.1-10 (0 = default %v), got %v", ChargeScaleDefault, c.ChargeScale)
+	case c.ChargeNoise < 0 || c.ChargeNoise > MaxChargeNoise:
+		return fmt.Errorf("fakeopenai: ChargeNoise must be 0-%v, got %v", MaxChargeNoise, c.ChargeNoise)
+	case c.RetryAfter != "" && c.RetryAfter != RetryAfterBoth && c.RetryAfter != RetryAfterSeconds:
+		return fmt.Errorf("fakeopenai: RetryAfter must be both or seconds (empty = default %s), got %q", RetryAfterDefault, c.RetryAfter)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@
 //	POST /v1/responses          Responses API, JSON or SSE ("stream": true)
 //	POST /v1/chat/completions   Chat Completions, JSON or SSE (stream_options.include_usage)
 //	POST /_fake/mode            {"mode":"insufficient_quota","for":"5s"} ("for" optional); GET shows the mode
+//	POST /_fake/limits          {"rpm":N,"tpm":N} changes the limits at run time (e.g. halving); GET shows them
 //	GET  /_fake/stats           Stats as JSON
 //	POST /_fake/reset           clears Stats
 //	GET  /healthz
@@ -16,9 +17,17 @@
 // bucket (TPM), each holding limit*Burst/1min and refilling continuously at
 // limit/60 per second. Admission costs 1 request and input tokens + max output
 // tokens (DefaultMaxOutputTokens when the request gives none); unused output
-// is not refunded, a rejected request is not charged. Input tokens are
-// ceil(characters/4) over the instructions and all message texts plus 4 per
-// message. The answer text is OutputText(last user message, n) with
+// is not refunded, a rejected request is not charged. Config.Charge picks
+// how input is charged: ChargeSimple (default: ceil(characters/4) over the
+// instructions and all message texts plus 4 per message, reported as usage
+// too), ChargeChars (ceil(characters/4), OpenAI's documented estimate) or
+// ChargeTokenizer (the exact tiktoken count plus 4 per text); ChargeScale
+// and ChargeNoise (seeded) make a provider charge more, less or noisily.
+// Outside ChargeSimple, usage.input_tokens is always the tokenizer count,
+// whatever the limiter charged. Config.RetryAfter = RetryAfterSeconds drops
+// retry-after-ms from 429s, leaving the precise wait in the body only.
+// Sample returns the limiter's accounting (counters and bucket levels) at
+// one instant, for measuring utilisation. The answer text is OutputText(last user message, n) with
 // n = min(Config.OutputTokens, the request's max tokens).
 //
 // The order of checks for one request is: reset mode (connection closed),

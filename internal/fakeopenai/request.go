@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // call is an API request reduced to what the fake needs, whichever endpoint
@@ -19,16 +18,10 @@ type call struct {
 	stream       bool
 	includeUsage bool // chat: stream_options.include_usage
 	metadata     map[string]string
-}
+	taskID       string // the TaskIDHeader value, or ""
 
-// inputTokens is the fake's tokenizer: ceil(runes/4) over the instructions
-// and all message texts, plus 4 per message.
-func (c *call) inputTokens() int {
-	n := utf8.RuneCountInString(c.instructions)
-	for _, t := range c.texts {
-		n += utf8.RuneCountInString(t)
-	}
-	return (n+3)/4 + 4*len(c.texts)
+	chargeBase float64 // input charge before noise (Config.Charge, scaled)
+	usageIn    int     // usage.input_tokens of the answer
 }
 
 // outputTokens is how many tokens this call generates.
@@ -39,14 +32,13 @@ func (c *call) outputTokens(configured int) int {
 	return configured
 }
 
-// cost is what admission charges against TPM: input estimate plus the
-// output allowance (the request's cap, or DefaultMaxOutputTokens).
-func (c *call) cost() int {
-	out := c.maxOut
-	if out <= 0 {
-		out = DefaultMaxOutputTokens
+// outputAllowance is what admission charges for output: the request's
+// cap, or DefaultMaxOutputTokens.
+func (c *call) outputAllowance() int {
+	if c.maxOut <= 0 {
+		return DefaultMaxOutputTokens
 	}
-	return c.inputTokens() + out
+	return c.maxOut
 }
 
 // padWords fill generated text up to the output token count.

@@ -32,6 +32,10 @@ type Server struct {
 	requests  *bucket   // nil when RPM is unlimited
 	tokens    *bucket   // nil when TPM is unlimited
 	stats     Stats
+	charger   *charger
+	noise     *rand.Rand      // charge noise, seeded with Config.Seed
+	answered  map[string]bool // task IDs with a successful answer
+	lastAdmit time.Time
 
 	// onLatency, when set (by tests), is called as an admitted request starts
 	// its latency, so tests can act while it is in flight without sleeping.
@@ -52,6 +56,9 @@ func New(cfg Config) *Server {
 		requests: newBucket(cfg.RPM, cfg.Burst, 1),
 		tokens:   newBucket(cfg.TPM, cfg.Burst, 0),
 		stats:    Stats{ByTask: map[string]int{}},
+		charger:  newCharger(cfg),
+		noise:    rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)),
+		answered: map[string]bool{},
 	}
 }
 
@@ -93,6 +100,7 @@ func (s *Server) ResetStats() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats = Stats{ByTask: map[string]int{}, InFlight: s.stats.InFlight, MaxInFlight: s.stats.InFlight}
+	s.answered = map[string]bool{}
 }
 
 // ServeHTTP serves the OpenAI endpoints (with or without the /v1 prefix),
@@ -106,6 +114,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/_fake/mode":
 		s.serveMode(w, r)
+		return
+	case "/_fake/limits":
+		s.serveLimits(w, r)
 		return
 	case "/_fake/stats":
 		writeJSON(w, http.StatusOK, s.Stats())
@@ -143,6 +154,7 @@ type answer struct {
 	capped       bool // generation stopped at the request's max tokens
 	truncate     bool // ModeTruncate: cut the answer short
 	created      time.Time
+	taskID       string
 	// done counts the success; writers call it just before the last bytes,
 	// never in truncate mode.
 	done func()
@@ -190,6 +202,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		fail(e, s.rateHeaders(), &s.stats.BadRequests)
 		return
 	}
+	c.taskID = r.Header.Get(TaskIDHeader)
+	c.chargeBase, c.usageIn = s.charger.base(c.model, c.instructions, c.texts)
 	if mode == ModeInsufficientQuota {
 		s.quotaError()
 		end(nil)
@@ -206,7 +220,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		end(nil)
 		setHeaders(w, start, rl)
 		w.Header().Set("retry-after", retryAfterSeconds(wait))
-		w.Header().Set("retry-after-ms", strconv.FormatInt(wait.Milliseconds(), 10))
+		if s.cfg.RetryAfter != RetryAfterSeconds {
+			w.Header().Set("retry-after-ms", strconv.FormatInt(wait.Milliseconds(), 10))
+		}
 		writeError(w, e)
 		return
 	}
@@ -236,7 +252,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 	n := c.outputTokens(s.cfg.OutputTokens)
 	a := &answer{
 		text:         OutputText(c.lastUser, n),
-		inputTokens:  c.inputTokens(),
+		inputTokens:  c.usageIn,
+		taskID:       c.taskID,
 		outputTokens: n,
 		capped:       n < s.cfg.OutputTokens,
 		truncate:     mode == ModeTruncate,
@@ -265,6 +282,9 @@ func (s *Server) arrive(taskID string) Mode {
 	}
 	if taskID != "" {
 		st.ByTask[taskID]++
+		if s.answered[taskID] {
+			st.CallsAfterAnswered++
+		}
 	}
 	st.InFlight++
 	st.MaxInFlight = max(st.MaxInFlight, st.InFlight)
@@ -306,6 +326,9 @@ func (s *Server) succeeded(a *answer) {
 	s.stats.InputTokens += a.inputTokens
 	s.stats.OutputTokens += a.outputTokens
 	s.stats.LastOKAt = stamp(s.cfg.Clock())
+	if a.taskID != "" {
+		s.answered[a.taskID] = true
+	}
 }
 
 func (s *Server) checkAuth(h string) *apiError {
@@ -328,14 +351,19 @@ func maskKey(k string) string {
 	return k[:3] + "*****" + k[len(k)-4:]
 }
 
-// admit debits one request and c.cost() tokens from the buckets, or, when
+// admit debits one request and the call's charge (input charge, with its
+// noise drawn now, plus the output allowance) from the buckets, or, when
 // either cannot pay, debits nothing and returns the 429 to send and how long
 // to wait. The header values are returned either way.
 func (s *Server) admit(c *call) ([]header, time.Duration, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Clock()
-	cost := c.cost()
+	u := 0.0
+	if s.cfg.ChargeNoise > 0 {
+		u = 2*s.noise.Float64() - 1
+	}
+	cost := noisy(c.chargeBase, s.cfg.ChargeNoise, u) + c.outputAllowance()
 	for _, b := range []struct {
 		b      *bucket
 		n      int
@@ -369,6 +397,8 @@ func (s *Server) admit(c *call) ([]header, time.Duration, *apiError) {
 		s.tokens.level -= float64(cost)
 	}
 	s.stats.TokensCharged += cost
+	s.stats.Admitted++
+	s.lastAdmit = now
 	return s.rateHeadersLocked(now), 0, nil
 }
 

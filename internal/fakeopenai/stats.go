@@ -35,6 +35,12 @@ type Stats struct {
 	InFlight int `json:"in_flight"`
 	// MaxInFlight is the highest InFlight seen.
 	MaxInFlight int `json:"max_in_flight"`
+	// Admitted is the number of requests that passed the rate limits (and
+	// were charged).
+	Admitted int `json:"admitted"`
+	// CallsAfterAnswered counts requests carrying a task ID that had
+	// already been answered successfully: duplicate provider calls.
+	CallsAfterAnswered int `json:"calls_after_answered"`
 	// TokensCharged is the sum of TPM costs debited at admission
 	// (input estimate + max output tokens).
 	TokensCharged int `json:"tokens_charged"`
