@@ -39,6 +39,9 @@ local CAL_RING = 24
 local CAL_MIN = 4
 local CAL_Q = 0.9
 local CAL_MAX = 20
+-- The least share of its smaller basis a provider is assumed to charge for
+-- a request's input, when telling whether its bucket may have been full.
+local CAL_LEAST = 0.5
 -- Sent requests are kept this long (ms): an anchor older than this cannot
 -- be matched against them.
 local CAL_KEEP = 120000
@@ -167,7 +170,8 @@ end
 -- requests sent in (anchor, at], this one included, the first at t1:
 --     charged = min(cap, anchor_rem + (t1 - anchor_at) * rate)
 --               + (at - t1) * rate - rem,        rate = limit/60000 per ms
--- Their max output allowances are known; the rest
+-- (If the bucket may have been full again after t1, no sample.) Their
+-- max output allowances are known; the rest
 -- is the input charge, compared with the sum of each basis. A response sent
 -- within win ms after the anchor, or before it, leaves the anchor alone.
 -- sk is the sent-requests set.
@@ -187,13 +191,18 @@ local function cal_observe(ck, sk, at, rem, limit, cap, win, now)
     return
   end
   local sc, st, so, n, tok_ok, t1 = 0, 0, 0, 0, true, nil
+  local sent = {} -- {send ms, least charge}
   local ms = redis.call('ZRANGEBYSCORE', sk, '(' .. aat, at, 'WITHSCORES')
   for i = 1, #ms, 2 do
     local c, t, o = string.match(ms[i], ':(%d+):(%d+):(%d+)$')
     if c then
-      sc, st, so, n = sc + tonumber(c), st + tonumber(t), so + tonumber(o), n + 1
-      if tonumber(t) <= 0 then tok_ok = false end
+      c, t, o = tonumber(c), tonumber(t), tonumber(o)
+      sc, st, so, n = sc + c, st + t, so + o, n + 1
+      if t <= 0 then tok_ok = false end
       if not t1 then t1 = tonumber(ms[i + 1]) end
+      local least = c
+      if t > 0 and t < c then least = t end
+      sent[#sent + 1] = {tonumber(ms[i + 1]), o + CAL_LEAST * least}
     end
   end
   if n == 0 or sc <= 0 then
@@ -202,11 +211,22 @@ local function cal_observe(ck, sk, at, rem, limit, cap, win, now)
   -- Nothing was charged between the anchor and the first request sent
   -- after it (t1), so the provider's level then was the anchor's plus the
   -- refill, up to the bucket's capacity: an idle moment that filled the
-  -- bucket still gives an exact sample. From t1 on the level only falls
-  -- by charges between refills (were it full again meanwhile, the sample
-  -- errs high, the safe side).
+  -- bucket still gives an exact sample.
   local rate = limit / 60000
   local level1 = math.min(cap, arem + (t1 - aat) * rate)
+  -- Were the bucket full again between two of these requests, its refill
+  -- then was lost and the sample would err high. Replay it with charges
+  -- no provider would go below (CAL_LEAST of the smaller basis plus the
+  -- output allowance): if even that level never reaches the capacity,
+  -- nothing was lost.
+  local lvl, t = level1, t1
+  for _, m in ipairs(sent) do
+    lvl = lvl + (m[1] - t) * rate
+    if lvl > cap then
+      return
+    end
+    lvl, t = lvl - m[2], m[1]
+  end
   local y = math.max(0, level1 + (at - t1) * rate - rem - so)
   if y > CAL_MAX * math.max(sc, st) then
     redis.call('HINCRBY', ck, 'bad', 1)

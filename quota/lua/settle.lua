@@ -68,10 +68,16 @@
 -- knows better. Taking the top as the provider's level would over-estimate
 -- it by a whole request whenever a request sent just before this one was
 -- overtaken, and a later reservation would turn that into a 429.
--- The time between the provider's measurement and now is not credited as
--- refill, so the local level trails the provider by at most one response's
--- latency worth of refill: a small constant margin, not a loss of sustained
--- rate. Which responses may move the levels, with hat the newest send time
+-- The provider has refilled since it measured (from about the send time
+-- to now), and charged the requests sent after this one as they reached
+-- it: the top is the provider's bucket replayed from remaining at the send
+-- time, refill up to its capacity and those requests at their send times.
+-- Up to half the provider's bucket of the refill since is then kept back:
+-- the local level trails the provider's by that much, a margin against
+-- estimate errors that costs burst headroom, not sustained rate. Refill
+-- beyond it counts: without it a bucket smaller than a response latency
+-- of refill (1 s buckets, 2 s answers) would hold the rate at
+-- bucket/latency. Which responses may move the levels, with hat the newest send time
 -- whose headers were used:
 --   send time >= hat + W   newer than every response used: moves the levels
 --                          into the interval
@@ -309,6 +315,7 @@ if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
   -- had not seen them) and of those sent within the window before it (it
   -- may not have).
   local after_r, after_t, near_r, near_t = 0, 0, 0, 0
+  local afters = {} -- {send ms, requests, tokens} of those sent after this one
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     local _, mr, mt, mat = string.match(m, '^([^:]*):(%d+):(%d+):(%d+)$')
     mat = tonumber(mat)
@@ -317,17 +324,42 @@ if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
     elseif mat and mat >= at then
       after_r = after_r + tonumber(mr)
       after_t = after_t + tonumber(mt)
+      afters[#afters + 1] = {mat, tonumber(mr), tonumber(mt)}
     elseif mat and mat >= at - win then
       near_r = near_r + tonumber(mr)
       near_t = near_t + tonumber(mt)
     end
   end
   local only_lower = hat ~= nil and at < hat + win
+  table.sort(afters, function(a, b) return a[1] < b[1] end)
+  -- provider_now replays the provider's bucket from this response's
+  -- measurement (rem at the send time) to now: refill at its own rate up
+  -- to its capacity, less the requests sent after this one, each at its
+  -- send time. It then keeps back the refill since the measurement, up to
+  -- half the bucket: a margin against estimate errors that costs burst
+  -- headroom, not rate (see "Header sync"). i is 2 (requests) or 3 (tokens).
+  local function provider_now(rem, limit, capl, i, after)
+    if limit <= 0 then
+      return rem - after -- the provider's limit is unknown: nothing to credit
+    end
+    local cap, rate = limit, limit / 60000
+    if capl > 0 and capl < cap then cap = capl end
+    local lvl, t = rem, at
+    for _, a in ipairs(afters) do
+      local ta = math.min(a[1], now) -- one scheduled later is charged now
+      lvl = math.min(cap, lvl + math.max(0, ta - t) * rate) - a[i]
+      t = math.max(t, ta)
+    end
+    lvl = math.min(cap, lvl + math.max(0, now - t) * rate)
+    return lvl - math.min(cap / 2, math.max(0, now - at) * rate)
+  end
   if sync_r then
-    rlvl = sync(rlvl, rrem - after_r - near_r, rrem - after_r, only_lower)
+    local top = provider_now(rrem, new_r, capl_r, 2, after_r)
+    rlvl = sync(rlvl, top - near_r, top, only_lower)
   end
   if sync_t then
-    tlvl = sync(tlvl, trem - after_t - near_t, trem - after_t, only_lower)
+    local top = provider_now(trem, new_t, capl_t, 3, after_t)
+    tlvl = sync(tlvl, top - near_t, top, only_lower)
   end
   if hat == nil or at > hat then
     table.insert(fields, 'hat')
