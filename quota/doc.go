@@ -58,20 +58,26 @@
 // request reserves the larger basis.
 //
 // Every response that carries x-ratelimit-remaining-tokens teaches the
-// limiter (lua/calib.lua): between two responses the provider's level fell
-// by what it charged for the requests sent in between (a sent log,
-// keys.Sent), less the refill over that time. Their max output allowances
-// are known, so the rest is their input charge, compared with each basis.
-// A ring of the last CalibrationRing charge/basis ratios is kept per basis;
-// the basis whose ratios spread least is the provider's formula (a flat
-// ratio whatever the text), and its 0.9 quantile, not its mean, is the
-// factor, so the estimate errs above the charge. Samples when the bucket
-// may have been full (refill lost) are skipped; remaining above the limit,
-// a charge over 20 times the basis and negative usage are refused and
-// counted; none of them moves the estimate or raises a level. A provider
-// that sends no remaining figure is calibrated from usage.input_tokens.
-// Snapshot.Calibration and `promptq status` show the factor, basis,
-// samples and spread. Calibration is per account, not per model.
+// limiter (lua/calib.lua). The sent set (keys.Sent) lists recent requests
+// by send time with their bases; each gets its response's remaining figure
+// attached. Two requests next to each other in it (nothing charged in
+// between) whose figures are both known give the later one's charge
+// exactly: the first's remaining plus the refill between their send times
+// (up to the bucket's capacity), less the second's remaining. Its output
+// allowance is known, so the rest is its input charge, compared with each
+// basis; samples are pooled to 256 tokens of the chars basis, since a
+// short prompt's ratio is mostly timing noise. A ring of the last
+// CalibrationRing pooled ratios is kept per basis; the basis whose ratios
+// spread least is the provider's formula (a flat ratio whatever the text),
+// and its 0.8 quantile, not its mean, is the factor, so the estimate errs
+// above the charge (0.8 rather than 0.9: a request delayed on a loaded
+// host skews a sample high, and the top of the ring is mostly such
+// delays). Remaining above the limit, a charge over 20 times the basis and
+// negative usage are refused and counted; none of them moves the estimate
+// or raises a level. A provider that sends no remaining figure is
+// calibrated from usage.input_tokens. Snapshot.Calibration and `promptq
+// status` show the factor, basis, samples and spread. Calibration is per
+// account, not per model.
 //
 // An over-estimate costs a margin of burst headroom, not sustained rate
 // (the header sync trues the level up at every response); an

@@ -35,3 +35,18 @@ func TestStallWatch(t *testing.T) {
 		t.Fatalf("no resume line with the stall's length: %s", buf.String())
 	}
 }
+
+// TestComeBackIn: a task handed back for a turn wait away returns when the
+// turn is within the scheduling window (MaxInlineWait), at least 1 s later.
+func TestComeBackIn(t *testing.T) {
+	h := NewHandler(HandlerConfig{Account: "a", MaxInlineWait: 2 * time.Second}, nil, nil, nil)
+	for _, c := range []struct{ wait, want time.Duration }{
+		{2500 * time.Millisecond, time.Second},
+		{5 * time.Second, 3 * time.Second},
+		{time.Minute, 58 * time.Second},
+	} {
+		if got := h.comeBackIn(c.wait); got != c.want {
+			t.Errorf("comeBackIn(%v) = %v, want %v", c.wait, got, c.want)
+		}
+	}
+}

@@ -15,9 +15,9 @@
 -- estimate is the larger of the two bases.
 --
 -- Where samples come from (field src):
---   headers  x-ratelimit-remaining-tokens between two responses: the
---            provider's level fell by what it charged for the requests sent
---            in between, less the refill over that time (see cal_observe)
+--   headers  x-ratelimit-remaining-tokens of two requests sent one after
+--            the other: the provider's level fell by what it charged for
+--            the second, less the refill in between (see cal_observe)
 --   usage    usage.input_tokens, only while the account has never given a
 --            header sample (a provider without rate-limit headers)
 --
@@ -32,16 +32,16 @@
 --   bad        signals refused as absurd (remaining above the limit, a
 --              charge of more than CAL_MAX times the basis, negative usage)
 --   missing    responses that carried no remaining-tokens figure
---   at, rem, lim  the anchor: send time (ms), remaining tokens and token
---              limit of the last response used
+--   py, pc, pt, pnotok  the pool of samples not yet pushed (cal_pool):
+--              input charged, chars and tokens bases, '1' when a request
+--              in it had no tokens basis
 
 local CAL_RING = 24
 local CAL_MIN = 4
-local CAL_Q = 0.9
+local CAL_Q = 0.8
 local CAL_MAX = 20
--- The least share of its smaller basis a provider is assumed to charge for
--- a request's input, when telling whether its bucket may have been full.
-local CAL_LEAST = 0.5
+-- Samples are pooled until they hold this many tokens of the chars basis.
+local CAL_POOL = 256
 -- Sent requests are kept this long (ms): an anchor older than this cannot
 -- be matched against them.
 local CAL_KEEP = 120000
@@ -162,80 +162,84 @@ local function cal_estimate(ck, chars, toks)
   return math.max(chars, toks), least
 end
 
--- cal_observe learns from a response's remaining-tokens figure rem (the
--- provider's level just after it admitted the request sent at `at`, ms),
--- under the provider's token limit `limit` (per minute) and bucket capacity
--- cap. Between the anchor (the last response used) and this one the
--- provider's level rose by the refill and fell by what it charged for the
--- requests sent in (anchor, at], this one included, the first at t1:
---     charged = min(cap, anchor_rem + (t1 - anchor_at) * rate)
---               + (at - t1) * rate - rem,        rate = limit/60000 per ms
--- (If the bucket may have been full again after t1, no sample.) Their
--- max output allowances are known; the rest
--- is the input charge, compared with the sum of each basis. A response sent
--- within win ms after the anchor, or before it, leaves the anchor alone.
--- sk is the sent-requests set.
-local function cal_observe(ck, sk, at, rem, limit, cap, win, now)
-  if rem > limit then
-    redis.call('HINCRBY', ck, 'bad', 1)
-    return
+-- cal_member parses a sent-set member: id:chars:tokens:max_output, with
+-- :remaining:limit appended once its response was read (cal_observe).
+-- Returns chars, tokens, max_output, remaining (nil = not read), limit.
+local function cal_member(m)
+  local c, t, o, rem, lim = string.match(m, '^[^:]*:(%d+):(%d+):(%d+):?(%d*):?(%d*)$')
+  if not c then
+    return nil
   end
-  local a = redis.call('HMGET', ck, 'at', 'rem', 'lim')
-  local aat, arem, alim = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
-  if aat and alim == limit and at < aat + win then
-    return
-  end
-  redis.call('HSET', ck, 'at', at, 'rem', rem, 'lim', limit)
-  redis.call('PEXPIRE', ck, 7 * 86400000)
-  if not aat or alim ~= limit or now - aat > CAL_KEEP then
-    return
-  end
-  local sc, st, so, n, tok_ok, t1 = 0, 0, 0, 0, true, nil
-  local sent = {} -- {send ms, least charge}
-  local ms = redis.call('ZRANGEBYSCORE', sk, '(' .. aat, at, 'WITHSCORES')
-  for i = 1, #ms, 2 do
-    local c, t, o = string.match(ms[i], ':(%d+):(%d+):(%d+)$')
-    if c then
-      c, t, o = tonumber(c), tonumber(t), tonumber(o)
-      sc, st, so, n = sc + c, st + t, so + o, n + 1
-      if t <= 0 then tok_ok = false end
-      if not t1 then t1 = tonumber(ms[i + 1]) end
-      local least = c
-      if t > 0 and t < c then least = t end
-      sent[#sent + 1] = {tonumber(ms[i + 1]), o + CAL_LEAST * least}
-    end
-  end
-  if n == 0 or sc <= 0 then
-    return
-  end
-  -- Nothing was charged between the anchor and the first request sent
-  -- after it (t1), so the provider's level then was the anchor's plus the
-  -- refill, up to the bucket's capacity: an idle moment that filled the
-  -- bucket still gives an exact sample.
-  local rate = limit / 60000
-  local level1 = math.min(cap, arem + (t1 - aat) * rate)
-  -- Were the bucket full again between two of these requests, its refill
-  -- then was lost and the sample would err high. Replay it with charges
-  -- no provider would go below (CAL_LEAST of the smaller basis plus the
-  -- output allowance): if even that level never reaches the capacity,
-  -- nothing was lost.
-  local lvl, t = level1, t1
-  for _, m in ipairs(sent) do
-    lvl = lvl + (m[1] - t) * rate
-    if lvl > cap then
-      return
-    end
-    lvl, t = lvl - m[2], m[1]
-  end
-  local y = math.max(0, level1 + (at - t1) * rate - rem - so)
-  if y > CAL_MAX * math.max(sc, st) then
+  return tonumber(c), tonumber(t), tonumber(o), tonumber(rem), tonumber(lim)
+end
+
+-- cal_pool adds one request's input charge y and bases to the pool, and
+-- pushes the pool's ratios into the rings once it holds CAL_POOL tokens of
+-- the chars basis: a single short prompt's ratio is mostly timing noise.
+local function cal_pool(ck, y, c, t)
+  if y > CAL_MAX * math.max(c, t, 1) then
     redis.call('HINCRBY', ck, 'bad', 1)
     return
   end
   cal_source(ck, 'headers')
+  local p = redis.call('HMGET', ck, 'py', 'pc', 'pt', 'pnotok')
+  local py, pc, pt = (tonumber(p[1]) or 0) + y, (tonumber(p[2]) or 0) + c, (tonumber(p[3]) or 0) + t
+  local notok = p[4] == '1' or t <= 0
+  if pc < CAL_POOL then
+    redis.call('HSET', ck, 'py', py, 'pc', pc, 'pt', pt, 'pnotok', notok and '1' or '0')
+    return
+  end
+  redis.call('HDEL', ck, 'py', 'pc', 'pt', 'pnotok')
   local rt
-  if tok_ok and st > 0 then rt = y / st end
-  cal_add(ck, y / sc, rt)
+  if not notok and pt > 0 then rt = py / pt end
+  cal_add(ck, py / pc, rt)
+end
+
+-- cal_observe learns from a response's remaining-tokens figure rem: the
+-- provider's level just after it admitted the request sent at `at` (ms)
+-- whose sent-set member is member, under its token limit (per minute) and
+-- bucket capacity cap. charged is false for a request it refused.
+--
+-- The member gets the reading appended. Two requests next to each other
+-- in the sent set (nothing charged between them) whose readings are both
+-- known give the later one's charge exactly:
+--     charged = min(cap, rem_before + (at - at_before) * limit/60000) - rem
+-- (the capacity bounds the refill of an idle moment). Its output allowance
+-- is known; the rest is its input charge, compared with its bases. Each
+-- pair is used by whichever of its two responses is read second. Pairs
+-- sent less than win ms apart may have reached the provider in the other
+-- order and are skipped.
+local function cal_observe(ck, sk, member, at, rem, limit, cap, win, now, charged)
+  if rem > limit then
+    redis.call('HINCRBY', ck, 'bad', 1)
+    return
+  end
+  redis.call('PEXPIRE', ck, 7 * 86400000)
+  if not charged or redis.call('ZREM', sk, member) == 0 then
+    return -- refused (not charged), or read already (a stream's opening)
+  end
+  redis.call('ZADD', sk, at, member .. ':' .. rem .. ':' .. limit)
+  local c, t, o = cal_member(member)
+  if not c then
+    return
+  end
+  local rate = limit / 60000
+  local prev = redis.call('ZREVRANGEBYSCORE', sk, '(' .. at, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #prev == 2 then
+    local _, _, _, prem, plim = cal_member(prev[1])
+    local pat = tonumber(prev[2])
+    if prem and plim == limit and at - pat >= win then
+      cal_pool(ck, math.max(0, math.min(cap, prem + (at - pat) * rate) - rem - o), c, t)
+    end
+  end
+  local nxt = redis.call('ZRANGEBYSCORE', sk, '(' .. at, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #nxt == 2 then
+    local nc, nt, no, nrem, nlim = cal_member(nxt[1])
+    local nat = tonumber(nxt[2])
+    if nrem and nlim == limit and nat - at >= win then
+      cal_pool(ck, math.max(0, math.min(cap, rem + (nat - at) * rate) - nrem - no), nc, nt)
+    end
+  end
 end
 
 -- cal_usage learns from usage.input_tokens of one request with the given

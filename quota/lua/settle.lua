@@ -281,7 +281,7 @@ end
 if trem >= 0 and new_t > 0 then
   local cap = new_t
   if capl_t > 0 and capl_t < cap then cap = capl_t end
-  cal_observe(KEYS[7], KEYS[8], at, trem, new_t, cap, tonumber(ARGV[23]), now)
+  cal_observe(KEYS[7], KEYS[8], ARGV[27], at, trem, new_t, cap, tonumber(ARGV[23]), now, mode ~= 'refund')
 elseif mode == 'settle' and not trem_bad then
   redis.call('HINCRBY', KEYS[7], 'missing', 1)
   local c, t = string.match(ARGV[27], ':(%d+):(%d+):%d+$')
@@ -351,7 +351,9 @@ if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
       t = math.max(t, ta)
     end
     lvl = math.min(cap, lvl + math.max(0, now - t) * rate)
-    return lvl - math.min(cap / 2, math.max(0, now - at) * rate)
+    -- Never below remaining less the later requests, which credits no
+    -- refill at all (a full bucket has nothing to hold back).
+    return math.max(rem - after, lvl - math.min(cap / 2, math.max(0, now - at) * rate))
   end
   if sync_r then
     local top = provider_now(rrem, new_r, capl_r, 2, after_r)
