@@ -678,12 +678,15 @@ func (h *Handler) acquirePermit(ctx context.Context) (quota.Permit, error) {
 // bucket). It shifts only this request, not the schedule of the others.
 const ScheduleSlack = 10 * time.Millisecond
 
-// awaitTurn waits until a scheduled reservation's send time. A pause that
-// ends before then keeps the turn; one that lasts past it, or the task's
-// end, gives the reservation back. After a short pause (one that ends
-// within MaxInlineWait, as a rate-limit 429's precise wait does) it returns
-// errAdmitAgain once the pause is over, so the task asks for a new turn
-// instead of going back to asynq, whose delays are whole seconds.
+// awaitTurn waits until a scheduled reservation's send time. A pause
+// announced meanwhile, or the task's end, gives the reservation back: a
+// 429 says the schedule was built on a wrong picture of the provider (a
+// limit that just halved, spend we could not see), so every turn is taken
+// anew from the corrected buckets rather than kept. After a short pause
+// (one that ends within MaxInlineWait, as a rate-limit 429's precise wait
+// does) it returns errAdmitAgain once the pause is over, so the task asks
+// for a new turn instead of going back to asynq, whose delays are whole
+// seconds.
 func (h *Handler) awaitTurn(ctx context.Context, res quota.Reservation, wait time.Duration) (quota.Reservation, error) {
 	started := time.Now()
 	deadline := started.Add(wait + ScheduleSlack)
@@ -693,8 +696,8 @@ func (h *Handler) awaitTurn(ctx context.Context, res quota.Reservation, wait tim
 			return res, nil
 		}
 		rec, paused := h.gate.Local(h.cfg.Account)
-		if ctx.Err() == nil && (!paused || (!rec.Until.IsZero() && !h.cfg.Clock.Now().Add(time.Until(deadline)).Before(rec.Until))) {
-			continue // no pause, or one over before our turn: keep it
+		if ctx.Err() == nil && !paused {
+			continue // some other pause-gate change: keep the turn
 		}
 		h.settle(context.WithoutCancel(ctx), res, quota.Unknown, nil, true)
 		if ctx.Err() != nil {

@@ -202,7 +202,9 @@ func TestHandlerLogsQuotaSummaryAndNoSecrets(t *testing.T) {
 	lim, _ := quota.New(r.Client, quota.Config{})
 	g, _ := pausegate.New(r.Client, pausegate.Config{})
 	var buf bytes.Buffer
-	h := NewHandler(HandlerConfig{Account: testutil.Name(t), QuotaControl: true, QuotaLogEvery: 2, Logger: zerolog.New(&buf).Level(zerolog.DebugLevel)},
+	acct := testutil.Name(t)
+	testutil.CleanupAccount(t, r.Client, acct)
+	h := NewHandler(HandlerConfig{Account: acct, QuotaControl: true, QuotaLogEvery: 2, Logger: zerolog.New(&buf).Level(zerolog.DebugLevel)},
 		lim, g, provider.New(provider.Config{BaseURL: srv.URL + "/v1", APIKey: key}))
 	for range 4 {
 		if err := h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
