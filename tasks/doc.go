@@ -12,7 +12,11 @@
 // default DefaultQueue). A Payload.ID is an idempotency key: it becomes the
 // asynq task id, so enqueuing the same id again while the task is retained
 // adds nothing and reports Outcome.Duplicate instead of an error. An invalid
-// payload is a *FieldError naming the field.
+// payload is a *FieldError naming the field. Enqueuer.Opts (TaskOptions) sets
+// how long results are kept, how many real failures a task may have (waits
+// for quota or a pause do not count) and a per-attempt timeout. Payloads read
+// from JSON (a JSONL line, a request body) go through ParsePayload, which
+// also rejects unknown fields.
 //
 //	client := asynq.NewClient(asynq.RedisClientOpt{Addr: "localhost:6379"})
 //	defer client.Close()
@@ -39,5 +43,6 @@
 //	}
 //
 // A Result with Status StatusArchived carries the failure in Error and
-// ErrorKind. See Example for the whole round trip against an in-memory Redis.
+// ErrorKind. The package's example runs the whole round trip, with a
+// stand-in worker, against an in-memory Redis.
 package tasks
