@@ -753,6 +753,39 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 	}
 }
 
+// TestDockerfileBinaryIsTrimmed: the Dockerfile's go build leaves out what
+// the image does not need: no DWARF sections (-ldflags "-w") and no file
+// system path of the checkout (-trimpath).
+func TestDockerfileBinaryIsTrimmed(t *testing.T) {
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the binary is only an ELF file on linux")
+	}
+	f, err := elf.Open(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, s := range f.Sections {
+		if strings.HasPrefix(s.Name, ".debug_") || strings.HasPrefix(s.Name, ".zdebug_") {
+			t.Errorf("binary has DWARF section %s: -ldflags \"-w\" did not apply", s.Name)
+		}
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(bin, []byte(root+string(filepath.Separator))) {
+		t.Errorf("binary holds the checkout's path %s: -trimpath did not apply", root)
+	}
+}
+
 // buildLikeDockerfile runs the `go build` of the Dockerfile's RUN line, with
 // its environment assignments, from the repository root, writing to out.
 func buildLikeDockerfile(out string) error {

@@ -64,17 +64,18 @@ func NewPromptTask(p *Payload, o TaskOptions) (*asynq.Task, error) {
 }
 
 // Enqueuer puts prompt tasks into asynq. It is what another Go service uses
-// to produce work.
+// to produce work. It is safe for concurrent use.
 type Enqueuer struct {
-	Client *asynq.Client
-	Opts   TaskOptions
+	Client *asynq.Client // connection to the Redis the workers consume (required)
+	Opts   TaskOptions   // retention, retries and timeout of every task (zero: defaults)
 }
 
-// Outcome of one Enqueue.
+// Outcome says where one Enqueue put its task: the id and queue to pass to
+// GetResult or Wait.
 type Outcome struct {
-	TaskID    string
-	Queue     string
-	Duplicate bool // a task with this id already exists; nothing was added
+	TaskID    string // the payload's ID, or the id asynq generated when it has none
+	Queue     string // the queue the task is on
+	Duplicate bool   // a task with this id already exists; nothing was added
 }
 
 // Enqueue validates and enqueues p. A duplicate id is not an error: the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
+	"github.com/promptq/promptq/internal/keys"
 )
 
 // TestFaultWorkerKilled (slow: ~65s): one of three workers is killed with
@@ -51,7 +52,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 	// more than 30s ago (what the recoverer looks for), then start the
 	// replacement, whose recoverer runs at once.
 	rc := redisClient(t, s.Redis)
-	lease := "asynq:{" + s.Queue + "}:lease"
+	lease := keys.AsynqLease(s.Queue)
 	dead := 0
 	waitFor(t, 90*time.Second, "every dead lease to have expired 30s ago", func() bool {
 		now := time.Now()

@@ -194,14 +194,14 @@ func newSetup(t *testing.T, cfg fakeopenai.Config) *setup {
 // tasks). Cleanup is best effort.
 func deleteQueue(t *testing.T, url, queue string) {
 	t.Helper()
-	deleteKeys(t, url, "asynq:{"+queue+"}:*", "asynq:queues", queue)
+	deleteKeys(t, url, keys.AsynqQueuePattern(queue), keys.AsynqQueues(), queue)
 }
 
 // deleteAccount removes an account the test created: its promptq keys and
 // its entry in the registry of accounts. Cleanup is best effort.
 func deleteAccount(t *testing.T, url, account string) {
 	t.Helper()
-	deleteKeys(t, url, "promptq:{"+account+"}:*", keys.Accounts(), account)
+	deleteKeys(t, url, keys.AccountPattern(account), keys.Accounts(), account)
 }
 
 // deleteKeys deletes the keys matching pattern and removes member from set.

@@ -75,7 +75,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Float(&w.pauseHours, "pause-duration-hours", "PAUSE_DURATION_HOURS", 1, "pause after insufficient_quota or an auth failure, when the provider gives no resume time (0.0003 = 1 s up to 168)")
 	f.String(&w.dailyTZ, "daily-timezone", "DAILY_TIMEZONE", "UTC", "time zone in which the daily budget rolls over (IANA name)")
 	f.Duration(&w.maxInlineWait, "max-inline-wait", "MAX_INLINE_WAIT", worker.MaxInlineWaitDefault, "longest quota wait done inside the handler; longer waits return the task to asynq")
-	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.DefaultMaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
+	f.Int64(&w.defaultMaxOut, "default-max-output-tokens", "DEFAULT_MAX_OUTPUT_TOKENS", worker.MaxOutputTokensDefault, "output tokens reserved for a task that sets no max_output_tokens")
 	f.String(&w.opsAddr, "ops-addr", "WORKER_OPS_ADDR", "", "serve this worker's /healthz (Redis reachable) and /metrics (this process's own series: provider latency and outcomes, start delay, quota waits, tokens, build info) on this address, e.g. 127.0.0.1:9090 (empty = off)")
 	f.Duration(&w.reservationTTL, "reservation-ttl", "RESERVATION_TTL", quota.ReservationTTLDefault, "how long a reservation of a worker that died mid-request stays counted in flight (at least --request-timeout)")
 	f.Float(&w.slowdownCut, "slowdown-cut", "SLOWDOWN_CUT", quota.RampCutDefault, "after a 503 slow_down, the account's admitted rate becomes this fraction of the current one (0 < x < 1)")

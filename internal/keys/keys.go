@@ -1,6 +1,7 @@
 // Package keys builds every Redis key promptq writes. All keys of one account
 // share the hash tag {acct}, so a Lua script that touches several of them runs
-// unchanged on Redis Cluster. Nothing else in promptq formats a key by hand.
+// unchanged on Redis Cluster. It also names the asynq keys promptq reaches
+// past asynq's API (asynq.go). Nothing else in promptq formats a key by hand.
 package keys
 
 import (
@@ -23,6 +24,10 @@ func ValidateAccount(name string) error {
 }
 
 func tag(acct string) string { return Prefix + "{" + acct + "}:" }
+
+// AccountPattern is the SCAN pattern that matches every key of an account
+// (ValidateAccount keeps glob characters out of account names).
+func AccountPattern(acct string) string { return tag(acct) + "*" }
 
 // Limits is the hash of learned limits and bucket levels of an account.
 func Limits(acct string) string { return tag(acct) + "limits" }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/promptq/promptq/internal/keys"
 )
 
 // Redis is a Redis server for one test: real when TEST_REDIS_URL (or
@@ -82,11 +84,11 @@ func Name(t testing.TB) string {
 func DeleteAsynqQueue(t testing.TB, c *redis.Client, queue string) {
 	t.Helper()
 	ctx := context.Background()
-	iter := c.Scan(ctx, 0, "asynq:{"+queue+"}:*", 500).Iterator()
+	iter := c.Scan(ctx, 0, keys.AsynqQueuePattern(queue), 500).Iterator()
 	for iter.Next(ctx) {
 		c.Del(ctx, iter.Val())
 	}
-	c.SRem(ctx, "asynq:queues", queue)
+	c.SRem(ctx, keys.AsynqQueues(), queue)
 }
 
 // CleanupAccount registers the removal of every promptq key of an account
@@ -94,10 +96,10 @@ func DeleteAsynqQueue(t testing.TB, c *redis.Client, queue string) {
 func CleanupAccount(t testing.TB, c *redis.Client, account string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
-		iter := c.Scan(ctx, 0, "promptq:{"+account+"}:*", 500).Iterator()
+		iter := c.Scan(ctx, 0, keys.AccountPattern(account), 500).Iterator()
 		for iter.Next(ctx) {
 			c.Del(ctx, iter.Val())
 		}
-		c.SRem(ctx, "promptq:accounts", account)
+		c.SRem(ctx, keys.Accounts(), account)
 	})
 }

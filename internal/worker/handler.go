@@ -117,10 +117,11 @@ type HandlerConfig struct {
 const (
 	// MaxInlineWaitDefault is HandlerConfig.MaxInlineWait's default.
 	MaxInlineWaitDefault = 2 * time.Second
-	// DefaultMaxOutputTokensDefault is HandlerConfig.DefaultMaxOutputTokens's default.
-	DefaultMaxOutputTokensDefault = 4096
-	// DefaultPauseDefault is HandlerConfig.DefaultPause's default.
-	DefaultPauseDefault = time.Hour
+	// MaxOutputTokensDefault is HandlerConfig.DefaultMaxOutputTokens's
+	// default: the output tokens reserved for a task that sets none.
+	MaxOutputTokensDefault = 4096
+	// PauseDefault is HandlerConfig.DefaultPause's default.
+	PauseDefault = time.Hour
 	// RequestTimeoutDefault is HandlerConfig.RequestTimeout's default.
 	RequestTimeoutDefault = 10 * time.Minute
 
@@ -170,10 +171,10 @@ func NewHandler(cfg HandlerConfig, lim limiter, g gate, client completer) *Handl
 		cfg.MaxInlineWait = MaxInlineWaitDefault
 	}
 	if cfg.DefaultMaxOutputTokens <= 0 {
-		cfg.DefaultMaxOutputTokens = DefaultMaxOutputTokensDefault
+		cfg.DefaultMaxOutputTokens = MaxOutputTokensDefault
 	}
 	if cfg.DefaultPause <= 0 {
-		cfg.DefaultPause = DefaultPauseDefault
+		cfg.DefaultPause = PauseDefault
 	}
 	if cfg.ManualPausePoll <= 0 {
 		cfg.ManualPausePoll = 5 * time.Second

@@ -60,8 +60,11 @@ func SpoolDirDefault() string {
 	return filepath.Join(dir, "promptq", "spool")
 }
 
-// QueuesDefault is the default queue set, highest priority first.
-var QueuesDefault = map[string]int{"critical": 6, "default": 3, "low": 1}
+// QueuesDefault returns Config.Queues's default, a new map on each call:
+// queue name -> priority.
+func QueuesDefault() map[string]int {
+	return map[string]int{"critical": 6, "default": 3, "low": 1}
+}
 
 // Worker is one running replica.
 type Worker struct {
@@ -76,7 +79,7 @@ type Worker struct {
 // It returns once the server is taking tasks; Stop ends it.
 func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	if len(cfg.Queues) == 0 {
-		cfg.Queues = QueuesDefault
+		cfg.Queues = QueuesDefault()
 	}
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
 	cfg.Handler.YieldsPerSecond = cmp.Or(cfg.Handler.YieldsPerSecond, float64(cfg.Concurrency))

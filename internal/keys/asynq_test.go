@@ -1,0 +1,41 @@
+package keys_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/testutil"
+)
+
+// The asynq key names match what asynq really writes, so a change of its
+// layout (on an upgrade) fails here rather than leaving test data behind.
+func TestAsynqKeysMatchAsynq(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testutil.NewRedis(t)
+	queue := "q-" + testutil.Name(t)
+	t.Cleanup(func() { testutil.DeleteAsynqQueue(t, r.Client, queue) })
+
+	client := asynq.NewClientFromRedisClient(r.Client)
+	if _, err := client.EnqueueContext(ctx, asynq.NewTask("keys:test", nil), asynq.Queue(queue), asynq.TaskID("t-1")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.Client.SIsMember(ctx, keys.AsynqQueues(), queue).Result(); err != nil || !ok {
+		t.Fatalf("%s does not list queue %s: %v, %v", keys.AsynqQueues(), queue, ok, err)
+	}
+	found := scan(t, r, keys.AsynqQueuePattern(queue))
+	want := map[string]bool{"asynq:{" + queue + "}:t:t-1": false, "asynq:{" + queue + "}:pending": false}
+	for _, k := range found {
+		if _, ok := want[k]; ok {
+			want[k] = true
+		}
+	}
+	for k, ok := range want {
+		if !ok {
+			t.Errorf("%s does not match asynq's key %s (matched %q)", keys.AsynqQueuePattern(queue), k, found)
+		}
+	}
+}
