@@ -468,3 +468,28 @@ func TestCalibrationTooLargeOnlyOnTheLeastCharge(t *testing.T) {
 		t.Fatalf("a request over the bucket on both bases: %v, want ErrCostExceedsLimit", err)
 	}
 }
+
+// TestCalibrationRefusesStaleRemaining: a gateway that echoes remaining =
+// limit on every answer says every request cost nothing; the calibration
+// must refuse that, not learn a factor of 0.
+func TestCalibrationRefusesStaleRemaining(t *testing.T) {
+	e := setupLimiter(t, Config{})
+	in := Input{Chars: 300, Tokens: 250}
+	for i := 0; i < 30; i++ {
+		e.clk.Advance(100 * time.Millisecond)
+		d, err := e.l.ReserveRequest(e.ctx, e.acct, in, 50)
+		if err != nil || !d.OK {
+			t.Fatalf("ReserveRequest = %+v, %v", d, err)
+		}
+		if err := e.l.Settle(e.ctx, d.Reservation, hi(-1, -1, 100000, 100000), &Usage{InputTokens: 250, OutputTokens: 5, TotalTokens: 255}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.snap().Calibration
+	if c.Basis != "" || c.Bad == 0 {
+		t.Fatalf("calibration %+v, want nothing learned and the figures refused", c)
+	}
+	if got, err := e.l.Estimate(e.ctx, e.acct, in); err != nil || got != 300 {
+		t.Fatalf("estimate = %d, %v; want the larger basis, 300", got, err)
+	}
+}

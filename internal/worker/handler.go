@@ -725,7 +725,13 @@ func (h *Handler) waitShortPause(ctx context.Context, until time.Time, started t
 	}
 	d := until.Sub(h.cfg.Clock.Now())
 	if d <= 0 {
-		return true // already over (a record not yet cleared)
+		// Over by this host's clock, but the scripts go by Redis's, which
+		// may lag: ask again after a short sleep, never in a tight loop,
+		// and never past MaxInlineWait.
+		if time.Since(started) > h.cfg.MaxInlineWait {
+			return false
+		}
+		d = 50 * time.Millisecond
 	}
 	if time.Since(started)+d > h.cfg.MaxInlineWait {
 		return false

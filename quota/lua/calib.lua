@@ -42,6 +42,9 @@ local CAL_Q = 0.8
 local CAL_MAX = 20
 -- Samples are pooled until they hold this many tokens of the chars basis.
 local CAL_POOL = 256
+-- The least input charge per unit of the chars basis taken as a sample:
+-- no tokenizer counts text at less than a twentieth of characters/4.
+local CAL_LEAST = 0.05
 -- Sent requests are kept this long (ms): an anchor older than this cannot
 -- be matched against them.
 local CAL_KEEP = 120000
@@ -177,7 +180,10 @@ end
 -- pushes the pool's ratios into the rings once it holds CAL_POOL tokens of
 -- the chars basis: a single short prompt's ratio is mostly timing noise.
 local function cal_pool(ck, y, c, t)
-  if y > CAL_MAX * math.max(c, t, 1) then
+  -- A charge of (almost) nothing for a real input, or one far above the
+  -- basis, is a figure that cannot be right (a gateway echoing
+  -- remaining = limit, a stale figure): refused, counted.
+  if y > CAL_MAX * math.max(c, t, 1) or y < CAL_LEAST * c then
     redis.call('HINCRBY', ck, 'bad', 1)
     return
   end
@@ -229,7 +235,7 @@ local function cal_observe(ck, sk, member, at, rem, limit, cap, win, now, charge
     local _, _, _, prem, plim = cal_member(prev[1])
     local pat = tonumber(prev[2])
     if prem and plim == limit and at - pat >= win then
-      cal_pool(ck, math.max(0, math.min(cap, prem + (at - pat) * rate) - rem - o), c, t)
+      cal_pool(ck, math.min(cap, prem + (at - pat) * rate) - rem - o, c, t)
     end
   end
   local nxt = redis.call('ZRANGEBYSCORE', sk, '(' .. at, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -237,7 +243,7 @@ local function cal_observe(ck, sk, member, at, rem, limit, cap, win, now, charge
     local nc, nt, no, nrem, nlim = cal_member(nxt[1])
     local nat = tonumber(nxt[2])
     if nrem and nlim == limit and nat - at >= win then
-      cal_pool(ck, math.max(0, math.min(cap, rem + (nat - at) * rate) - nrem - no), nc, nt)
+      cal_pool(ck, math.min(cap, rem + (nat - at) * rate) - nrem - no, nc, nt)
     end
   end
 end

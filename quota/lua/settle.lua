@@ -149,7 +149,9 @@ end
 -- level nor teach the calibration anything.
 local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
 if new_r > 0 and rrem > new_r then rrem = -1 end
-local trem_bad = new_t > 0 and trem > new_t
+-- (Without a learned limit, remaining above the configured per-minute cap
+-- is as impossible.)
+local trem_bad = (new_t > 0 and trem > new_t) or (new_t <= 0 and cfg_t > 0 and trem > cfg_t)
 if trem_bad then
   redis.call('HINCRBY', KEYS[7], 'bad', 1)
   trem = -1
