@@ -284,7 +284,7 @@ if trem >= 0 and new_t > 0 then
   local cap = new_t
   if capl_t > 0 and capl_t < cap then cap = capl_t end
   cal_observe(KEYS[7], KEYS[8], ARGV[27], at, trem, new_t, cap, tonumber(ARGV[23]), now, mode ~= 'refund')
-elseif mode == 'settle' and not trem_bad then
+elseif mode == 'settle' and not trem_bad and trem < 0 then
   redis.call('HINCRBY', KEYS[7], 'missing', 1)
   local c, t = string.match(ARGV[27], ':(%d+):(%d+):%d+$')
   if c and tonumber(ARGV[10]) > 0 then
