@@ -352,10 +352,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	}
 	callStart := time.Now()
 	var onOpen func(http.Header)
+	var opened atomic.Bool // the provider admitted a stream (and charged it)
 	if p.Stream && h.cfg.QuotaControl && !h.cfg.IgnoreHeaders && res.ID != "" {
 		// A stream's headers arrive long before its usage: feed them to the
 		// shared buckets at once; the settle at the end closes the reservation.
 		onOpen = func(hdr http.Header) {
+			opened.Store(true)
 			if err := h.lim.Sync(callCtx, res, quota.ParseHeaders(hdr, h.cfg.Clock.Now())); err != nil {
 				h.redisLog.Error().Err(err).Msg("quota sync at stream open")
 			}
@@ -442,8 +444,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
 	switch c.Kind {
 	case backoff.KindRateLimit, backoff.KindQuota, backoff.KindAuth, backoff.KindForbidden, backoff.KindInvalid:
-		// The provider refused the request before doing any work.
-		h.settle(ctx, res, info, nil, true)
+		// The provider refused the request before doing any work, unless
+		// the refusal came inside a stream it had opened: that one was
+		// admitted and charged, so its debit stays.
+		h.settle(ctx, res, info, nil, !opened.Load())
 	default:
 		h.settle(ctx, res, info, nil, false)
 	}
