@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,6 +49,9 @@ type Gate struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	id      string        // this gate, in its queue holds' values
+	holdSeq atomic.Uint64 // makes every hold value unique (forgetHoldScript)
 }
 
 // PauseRequest asks for a pause.
@@ -69,6 +73,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Gate, error) {
 		return nil, err
 	}
 	return &Gate{
+		id:      randHex(),
 		rdb:     rdb,
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "pausegate").Logger(),

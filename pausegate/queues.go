@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,7 +20,22 @@ var (
 	//go:embed lua/consumers.lua
 	consumersLua    string
 	consumersScript = redis.NewScript(consumersLua)
+
+	// forgetHoldScript deletes a queue's hold only if it is still the
+	// value the caller read: a gate that re-paused the queue meanwhile
+	// wrote a new value, and its hold must survive a resume that raced it.
+	// KEYS[1] keys.GateQueues, ARGV[1] queue, ARGV[2] the value read.
+	forgetHoldScript = redis.NewScript(`if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`)
 )
+
+// holdState is a hold value's state (holdPausing or holdPaused); the rest
+// of the value makes every write unique (see forgetHoldScript).
+func holdState(v string) string {
+	if v == "" {
+		return ""
+	}
+	return v[:1]
+}
 
 // ConsumerTTLMin is the least time a running gate counts as consuming its
 // account's queues after its last tick (Run marks it every tick; the
@@ -83,11 +99,11 @@ func (g *Gate) reconcile(ctx context.Context, account string, hold, fresh bool) 
 				out.shared = append(out.shared, q)
 			}
 		}
-		switch st := held[q]; {
+		switch st := holdState(held[q]); {
 		case want:
 			errs = append(errs, g.holdQueue(ctx, account, q, st, fresh, &out))
 		case st != "":
-			errs = append(errs, g.releaseQueue(ctx, account, q, &out))
+			errs = append(errs, g.releaseQueue(ctx, account, q, held[q], &out))
 		}
 	}
 	g.mu.Lock()
@@ -152,7 +168,7 @@ func (g *Gate) holdQueue(ctx context.Context, account, q, st string, fresh bool,
 // paused account's gate holds it, then forgets the hold (in that order, so
 // a gate dying in between leaves a hold the next tick releases, never a
 // paused queue nobody holds).
-func (g *Gate) releaseQueue(ctx context.Context, account, q string, out *reconciled) error {
+func (g *Gate) releaseQueue(ctx context.Context, account, q, hold string, out *reconciled) error {
 	by, err := g.heldByOther(ctx, account, q)
 	if err != nil {
 		return err
@@ -167,11 +183,11 @@ func (g *Gate) releaseQueue(ctx context.Context, account, q string, out *reconci
 			return fmt.Errorf("pausegate: unpause queue %s: %w", q, err)
 		}
 	}
-	return g.rdb.HDel(ctx, keys.GateQueues(account), q).Err()
+	return forgetHoldScript.Run(ctx, g.rdb, []string{keys.GateQueues(account)}, q, hold).Err()
 }
 
 func (g *Gate) setHold(ctx context.Context, account, q, st string) error {
-	if err := g.rdb.HSet(ctx, keys.GateQueues(account), q, st).Err(); err != nil {
+	if err := g.rdb.HSet(ctx, keys.GateQueues(account), q, st+":"+g.holdStamp()).Err(); err != nil {
 		return fmt.Errorf("pausegate: hold queue %s: %w", q, err)
 	}
 	return nil
@@ -319,4 +335,10 @@ func (a asynqQueues) QueuePaused(q string) (bool, error) {
 		return false, err
 	}
 	return info.Paused, nil
+}
+
+// holdStamp makes a hold value unique to its write: this gate's id and a
+// counter.
+func (g *Gate) holdStamp() string {
+	return g.id + ":" + strconv.FormatUint(g.holdSeq.Add(1), 10)
 }
