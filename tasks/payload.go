@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
+	"github.com/promptq/promptq/internal/jsonwords"
 	"regexp"
 	"strings"
 	"time"
@@ -283,32 +283,6 @@ func explicitZero(data []byte, field string) bool {
 	return ok && string(bytes.TrimSpace(v)) != "null"
 }
 
-// jsonKind names the JSON type that decodes into t, in JSON's words rather
-// than Go's.
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "another JSON type"
-	}
-	switch t.Kind() {
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "another JSON type"
-}
-
 func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var synErr *json.SyntaxError
@@ -319,7 +293,7 @@ func jsonProblem(err error) string {
 	case errors.As(err, &typeErr):
 		if typeErr.Field != "" {
 			found, _, _ := strings.Cut(typeErr.Value, " ") // "number 1.5" -> "number"
-			return fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type), found)
+			return fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, jsonwords.Kind(typeErr.Type), found)
 		}
 		return "must be a JSON object"
 	case errors.As(err, &synErr):

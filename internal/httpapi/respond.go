@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/promptq/promptq/internal/jsonwords"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 )
 
@@ -77,9 +77,9 @@ func describeJSONError(err error) (msg, field string) {
 	var synErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type), jsonValueKind(typeErr.Value)), typeErr.Field
+		return fmt.Sprintf("must be %s, not %s", jsonwords.Kind(typeErr.Type), jsonValueKind(typeErr.Value)), typeErr.Field
 	case errors.As(err, &typeErr):
-		return fmt.Sprintf("the body must be %s, not %s", jsonKind(typeErr.Type), jsonValueKind(typeErr.Value)), "body"
+		return fmt.Sprintf("the body must be %s, not %s", jsonwords.Kind(typeErr.Type), jsonValueKind(typeErr.Value)), "body"
 	case errors.As(err, &synErr):
 		return fmt.Sprintf("the body is not valid JSON (at byte %d)", synErr.Offset), "body"
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -89,31 +89,6 @@ func describeJSONError(err error) (msg, field string) {
 		return "unknown field " + name, "body"
 	}
 	return "the body is not valid JSON", "body"
-}
-
-// jsonKind names the JSON type that decodes into t.
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "a JSON value"
-	}
-	switch t.Kind() {
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "another JSON type"
 }
 
 // jsonValueKind turns encoding/json's description of the value found
