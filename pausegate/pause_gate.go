@@ -212,12 +212,13 @@ func (g *Gate) resume(ctx context.Context, account, by string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := g.rdb.Del(ctx, keys.Pause(account)).Err(); err != nil {
+	models, _ := g.rdb.HLen(ctx, keys.PauseModels(account)).Result()
+	if err := g.rdb.Del(ctx, keys.Pause(account), keys.PauseModels(account)).Err(); err != nil {
 		return false, fmt.Errorf("pausegate: resume %s: %w", account, err)
 	}
 	res, err := g.reconcile(ctx, account, false, false)
 	unpaused := res.unpaused
-	was := rec.Active(g.cfg.Clock.Now()) || unpaused > 0
+	was := rec.Active(g.cfg.Clock.Now()) || unpaused > 0 || models > 0
 	g.setLocal(account, Record{})
 	released := 0
 	if rr, ok := g.cfg.Queues.(RetryRunner); ok && was {

@@ -254,6 +254,9 @@ type Decision struct {
 	// no limit is known, Config.Probe reservations are in flight and no
 	// response has been settled yet.
 	Probe bool
+	// ModelPaused means the account is paused for the request's model
+	// alone (WithModel) until PausedUntil (zero = indefinite).
+	ModelPaused bool
 	// FairShare means, when !OK, that the request would have taken a
 	// scheduled turn while another tenant with pending work is behind its
 	// weighted share (see FairSlack): ask again after Wait.
@@ -263,7 +266,11 @@ type Decision struct {
 // ReserveOption varies one Reserve call.
 type ReserveOption func(*reserveOptions)
 
-type reserveOptions struct{ tenant string }
+type reserveOptions struct {
+	tenant   string
+	model    string
+	schedule time.Duration // > 0: at most this scheduled wait (below Config.Schedule)
+}
 
 // WithTenant names the producer inside the account that the request is for.
 // If the tenant has a budget (SetTenantBudget), Reserve holds the request to
@@ -272,6 +279,21 @@ type reserveOptions struct{ tenant string }
 // short (see FairSlack); requests without a tenant count as one tenant "".
 func WithTenant(tenant string) ReserveOption {
 	return func(o *reserveOptions) { o.tenant = tenant }
+}
+
+// WithModel names the request's model: an account paused for that model
+// alone (pausegate.Gate.PauseModel, after a model_not_found in a pool)
+// refuses it (Decision.ModelPaused).
+func WithModel(model string) ReserveOption {
+	return func(o *reserveOptions) { o.model = model }
+}
+
+// WithScheduleLimit admits the request on schedule only if its turn is at
+// most d away, when that is sooner than Config.Schedule: a pool routes a
+// request to one account because another's turn was later, and a turn
+// further away than that is no better.
+func WithScheduleLimit(d time.Duration) ReserveOption {
+	return func(o *reserveOptions) { o.schedule = max(d, time.Millisecond) }
 }
 
 // TenantBudget is one tenant's share of an account (0 = no budget of that kind).
@@ -475,22 +497,11 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 		At:             time.UnixMilli(now.UnixMilli()),
 		EstimatedInput: estimatedInput,
 	}
-	inChars, inTokens := int64(-1), estimatedInput
 	if in != nil {
 		r.Input = *in
-		inChars, inTokens = in.Chars, in.Tokens
 	}
-	res, err := reserveScript.Run(ctx, l.rdb,
-		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, l.date(now)), keys.Pause(account),
-			keys.Tenants(account), keys.Tenant(account, o.tenant), keys.FairSeen(account), keys.FairVT(account),
-			keys.Calib(account), keys.Sent(account)},
-		clock.ScriptNow(l.cfg.Clock), cost.Requests, cost.Tokens, l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
-		l.dailyStop(l.cfg.DailyRequests), l.dailyStop(l.cfg.DailyTokens),
-		l.cfg.ReservationTTL.Milliseconds(), r.memberPrefix(), dayTTL.Milliseconds(), max(l.cfg.Probe, 0), l.cfg.Schedule.Milliseconds(),
-		o.tenant, l.date(now), l.nextMidnight(now).Sub(now).Milliseconds(), TenantBurst.Milliseconds(),
-		l.fairGrace().Milliseconds(), FairSlack.Milliseconds(), FairMaxLag.Milliseconds(), FairRetry.Milliseconds(),
-		inChars, inTokens, cost.Tokens,
-	).Int64Slice()
+	ks, args := l.reserveArgs(r, in, o, now, false)
+	res, err := reserveScript.Run(ctx, l.rdb, ks, args...).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
 	}
@@ -524,8 +535,71 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 		return Decision{DailyExhausted: true, DailyResetAt: l.nextMidnight(now)}, nil
 	case 4:
 		return Decision{}, ErrCostExceedsLimit
+	case 6:
+		d := Decision{ModelPaused: true}
+		if res[1] > 0 {
+			d.PausedUntil = time.UnixMilli(res[1])
+		}
+		return d, nil
 	}
 	return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
+}
+
+// reserveArgs are reserve.lua's KEYS and ARGV (see its header, one per
+// line there) for reservation r; peek asks what the account could do
+// without admitting anything.
+func (l *Limiter) reserveArgs(r Reservation, in *Input, o reserveOptions, now time.Time, peek bool) ([]string, []any) {
+	account := r.Account
+	ks := []string{
+		keys.Limits(account),           // 1
+		keys.Inflight(account),         // 2
+		keys.Day(account, l.date(now)), // 3
+		keys.Pause(account),            // 4
+		keys.Tenants(account),          // 5
+		keys.Tenant(account, o.tenant), // 6
+		keys.FairSeen(account),         // 7
+		keys.FairVT(account),           // 8
+		keys.Calib(account),            // 9
+		keys.Sent(account),             // 10
+		keys.PauseModels(account),      // 11
+	}
+	inChars, inTokens := int64(-1), r.EstimatedInput
+	if in != nil {
+		inChars, inTokens = in.Chars, in.Tokens
+	}
+	schedule := l.cfg.Schedule
+	if o.schedule > 0 && o.schedule < schedule {
+		schedule = o.schedule
+	}
+	args := []any{
+		clock.ScriptNow(l.cfg.Clock),                // 1 now
+		r.Cost.Requests,                             // 2 request cost
+		r.Cost.Tokens,                               // 3 token cost
+		l.cfg.RPM,                                   // 4
+		l.cfg.TPM,                                   // 5
+		l.cfg.Burst.Milliseconds(),                  // 6
+		l.dailyStop(l.cfg.DailyRequests),            // 7
+		l.dailyStop(l.cfg.DailyTokens),              // 8
+		l.cfg.ReservationTTL.Milliseconds(),         // 9
+		r.memberPrefix(),                            // 10
+		dayTTL.Milliseconds(),                       // 11
+		max(l.cfg.Probe, 0),                         // 12
+		schedule.Milliseconds(),                     // 13
+		o.tenant,                                    // 14
+		l.date(now),                                 // 15
+		l.nextMidnight(now).Sub(now).Milliseconds(), // 16
+		TenantBurst.Milliseconds(),                  // 17
+		l.fairGrace().Milliseconds(),                // 18
+		FairSlack.Milliseconds(),                    // 19
+		FairMaxLag.Milliseconds(),                   // 20
+		FairRetry.Milliseconds(),                    // 21
+		inChars,                                     // 22
+		inTokens,                                    // 23
+		r.Cost.Tokens,                               // 24 max output (with 22 >= 0)
+		boolArg(peek),                               // 25
+		o.model,                                     // 26
+	}
+	return ks, args
 }
 
 // Settle closes a reservation whose request the provider processed.

@@ -64,6 +64,10 @@ func Calib(acct string) string { return tag(acct) + "calib" }
 // calibration matches against the provider's remaining figures.
 func Sent(acct string) string { return tag(acct) + "sent" }
 
+// PauseModels is the hash of an account's pauses for one model alone
+// (model_not_found in a pool): model -> until in ms epoch (0 = indefinite).
+func PauseModels(acct string) string { return tag(acct) + "pause:models" }
+
 // Answer is the idempotency record of one task of the account: a claim
 // ("claim:<owner>", expiring when the claimed call can no longer finish)
 // while the provider is being called, then the stored answer (the result's

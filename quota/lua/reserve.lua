@@ -14,6 +14,7 @@
 -- KEYS[8] fair vt zset   promptq:{acct}:fair:vt (tenant -> virtual time)
 -- KEYS[9] calib hash     promptq:{acct}:calib (read only; see calib.lua)
 -- KEYS[10] sent zset     promptq:{acct}:sent (member id:chars:tokens:max_output, score send ms)
+-- KEYS[11] model pauses  promptq:{acct}:pause:models (read only; model -> until ms, 0 = indefinite)
 --
 -- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2]  request cost
@@ -59,6 +60,11 @@
 --          the input estimate contained in ARGV[3]
 -- ARGV[24] max output tokens: with ARGV[22] >= 0 the token cost is the
 --          calibrated input estimate plus this
+-- ARGV[25] '1' = peek: answer what the account could do for this cost
+--          without admitting it (code 5, or 1-4, 6 as below); nothing is
+--          written but the expiry of lapsed in-flight reservations
+-- ARGV[26] the request's model ('' = any): an account paused for this model
+--          alone (KEYS[11]) refuses it with code 6
 --
 -- Returns {code, n} (code 1: {1, n, reason}):
 --   {0, wait_ms, tokens, input}  admitted: buckets and daily counters
@@ -74,6 +80,11 @@
 --   {2, until_ms} a pause record is active (until_ms 0 = indefinite)
 --   {3, which}    the daily stop is reached (1 = requests, 2 = tokens)
 --   {4, which}    the cost exceeds the bucket capacity and can never fit (1 = requests, 2 = tokens)
+--   {5, wait_ms, tokens, requests_left, tokens_left}  peek only: the cost
+--                 would fit after wait_ms; *_left are the buckets' levels
+--                 now, in thousandths of their capacity (1000 = full or no
+--                 limit known; negative = in debt to scheduled turns)
+--   {6, until_ms} the account is paused for the request's model (ARGV[26])
 --
 -- During a slow_down ramp (bucket.lua) the buckets are shaped by ramp_shape.
 -- A cost that exceeds the ramped capacity but not the full one is admitted
@@ -108,6 +119,17 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   local u = tonumber(redis.call('HGET', KEYS[4], 'until')) or 0
   if u == 0 or u > now then
     return {2, u}
+  end
+end
+
+-- 1b. a pause of this model alone (an account that answered model_not_found).
+if ARGV[26] ~= '' then
+  local mu = redis.call('HGET', KEYS[11], ARGV[26])
+  if mu then
+    mu = tonumber(mu) or 0
+    if mu == 0 or mu > now then
+      return {6, mu}
+    end
   end
 end
 
@@ -212,6 +234,17 @@ if tb then
   if t_wait > wait then
     wait = t_wait
   end
+end
+
+if ARGV[25] == '1' then
+  local rf, tf = 1000, 1000
+  if rl > 0 and rcap > 0 then
+    rf = math.floor(1000 * rlvl / rcap)
+  end
+  if tl > 0 and tcap > 0 then
+    tf = math.floor(1000 * tlvl / tcap)
+  end
+  return {5, wait, tc, rf, tf}
 end
 
 -- fair_enter drops the tenants whose pending work has ended (from both fair
