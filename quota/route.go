@@ -28,6 +28,7 @@ type Headroom struct {
 	// Why the account refuses, when !Fits.
 	Paused, ModelPaused, DailyExhausted, TooLarge, Probe, TenantLimited bool
 	PausedUntil                                                         time.Time // of a (model) pause; zero = indefinite
+	DailyResetAt                                                        time.Time // with DailyExhausted: when the budget day resets
 }
 
 // Room is the smaller of the two bucket fractions: how much of its capacity
@@ -92,6 +93,10 @@ func peek(ctx context.Context, rdb redis.Cmdable, cands []Candidate, in Input, m
 		h, err := headroom(cands[i].Account, res)
 		if err != nil {
 			return nil, err
+		}
+		if h.DailyExhausted {
+			l := cands[i].Limiter
+			h.DailyResetAt = l.nextMidnight(l.cfg.Clock.Now())
 		}
 		out[i] = h
 	}

@@ -35,6 +35,9 @@ type Result struct {
 	Metadata   map[string]any `json:"metadata,omitempty"`
 	StartedAt  *time.Time     `json:"started_at,omitempty"`
 	FinishedAt *time.Time     `json:"finished_at,omitempty"`
+	// Account is the provider account that served the task (or refused it
+	// last): one of a pool's accounts, or the worker's --account.
+	Account string `json:"account,omitempty"`
 }
 
 // Task states as results report them.

@@ -21,23 +21,15 @@ const (
 	ForbiddenWindow = 10 * time.Minute
 )
 
-// inlineRetryKey counts, in a task's context, the inline retries so far.
-type inlineRetryKey struct{}
-
-func inlineRetries(ctx context.Context) int {
-	n, _ := ctx.Value(inlineRetryKey{}).(int)
-	return n
-}
-
 // retryInline reports whether a rate-limited task should wait out its
 // pause here and run again in this slot rather than go back to asynq, whose
 // retry delays are rounded up to whole seconds: a 51 ms wait would cost the
 // task a second, and a slot that holds it 51 ms costs far less. Only with
 // quota control (the pause gate and a fresh admission guard the retry) and
 // without adaptive concurrency (the retry would take a second permit).
-func (h *Handler) retryInline(ctx context.Context, c *backoff.Error, wait time.Duration) bool {
+func (h *Handler) retryInline(j *job, c *backoff.Error, wait time.Duration) bool {
 	return h.cfg.QuotaControl && h.conc == nil && c.Kind == backoff.KindRateLimit && !c.Permanent &&
-		wait > 0 && wait <= h.cfg.MaxInlineWait && inlineRetries(ctx) < MaxInlineRetries
+		wait > 0 && wait <= h.cfg.MaxInlineWait && j.inline < MaxInlineRetries
 }
 
 // sleepUntil waits until t on the injected clock's terms (as a duration

@@ -183,7 +183,7 @@ func TestHandlerMonitoringOffLearnsNothing(t *testing.T) {
 		if err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32}`)); err != nil {
 			t.Fatal(err)
 		}
-		s, err := f.h.lim.Snapshot(context.Background(), f.account)
+		s, err := f.h.routes[0].lim.Snapshot(context.Background(), f.account)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,8 +268,8 @@ func TestHandlerPanicIsRecoveredAndRetried(t *testing.T) {
 func TestHandlerSyncsHeadersAtStreamOpen(t *testing.T) {
 	f := setup(t, fakeopenai.Config{RPM: 600})
 	var duringStream quota.Snapshot
-	f.h.client = openHook{inner: f.h.client, hook: func() {
-		duringStream, _ = f.h.lim.Snapshot(context.Background(), f.account)
+	f.h.routes[0].client = openHook{inner: f.h.routes[0].client, hook: func() {
+		duringStream, _ = f.h.routes[0].lim.Snapshot(context.Background(), f.account)
 	}}
 	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":32,"stream":true}`))
 	if err != nil {
@@ -279,7 +279,7 @@ func TestHandlerSyncsHeadersAtStreamOpen(t *testing.T) {
 		t.Fatalf("during the stream: limit %d, in flight %d; want 600 learned at open and the reservation kept",
 			duringStream.Requests.Limit, duringStream.InFlight)
 	}
-	if s, _ := f.h.lim.Snapshot(context.Background(), f.account); s.InFlight != 0 {
+	if s, _ := f.h.routes[0].lim.Snapshot(context.Background(), f.account); s.InFlight != 0 {
 		t.Fatalf("after the stream: %d in flight, want 0", s.InFlight)
 	}
 }
@@ -319,7 +319,7 @@ func TestHandlerCostAboveLimitNeverSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h.lim = lim
+	f.h.routes[0].lim = lim
 	err = f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"hello","max_output_tokens":500}`))
 	var be *backoff.Error
 	if !errors.Is(err, asynq.SkipRetry) || !errors.As(err, &be) || be.Kind != backoff.KindInvalid {

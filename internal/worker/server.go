@@ -37,6 +37,10 @@ type Config struct {
 	Provider                 provider.Config
 	Quota                    quota.Config
 	Gate                     pausegate.Config
+	// Pool, when not empty, routes each task among these accounts (promptq
+	// worker --pool): Handler.Account then names the pool, the namespace of
+	// its answers and spool. Needs QuotaControl; not with Adaptive.
+	Pool []PoolAccount
 	// Adaptive, when not nil, turns on the cluster-wide adaptive concurrency
 	// limit (--adaptive-concurrency); asynq's Concurrency stays the ceiling.
 	Adaptive *quota.ConcurrencyConfig
@@ -66,6 +70,30 @@ func QueuesDefault() map[string]int {
 	return map[string]int{"critical": 6, "default": 3, "low": 1}
 }
 
+// PoolAccount is one account of a pool.
+type PoolAccount struct {
+	Account  string
+	Tier     int      // lower tiers are used first (default 1)
+	Weight   int      // share among a tier's accounts with equal headroom (default 1)
+	Models   []string // nil = every model
+	RPM, TPM int64    // this account's caps (0 = learn from headers)
+	Provider provider.Config
+}
+
+// poolPeek asks a pool's limiters for headroom in one round trip.
+type poolPeek struct {
+	rdb  redis.UniversalClient
+	lims map[string]*quota.Limiter
+}
+
+func (p poolPeek) Peek(ctx context.Context, accounts []string, in quota.Input, maxOutput int64, opts ...quota.ReserveOption) ([]quota.Headroom, error) {
+	cands := make([]quota.Candidate, len(accounts))
+	for i, a := range accounts {
+		cands[i] = quota.Candidate{Limiter: p.lims[a], Account: a}
+	}
+	return quota.Peek(ctx, p.rdb, cands, in, maxOutput, opts...)
+}
+
 // Worker is one running replica.
 type Worker struct {
 	srv  *asynq.Server
@@ -78,78 +106,33 @@ type Worker struct {
 // Start starts the asynq server, the pause gate's watcher and the handler.
 // It returns once the server is taking tasks; Stop ends it.
 func Start(ctx context.Context, cfg Config) (*Worker, error) {
-	if len(cfg.Queues) == 0 {
-		cfg.Queues = QueuesDefault()
-	}
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
-	cfg.Handler.YieldsPerSecond = cmp.Or(cfg.Handler.YieldsPerSecond, float64(cfg.Concurrency))
-	cfg.DelayedTaskCheckInterval = cmp.Or(cfg.DelayedTaskCheckInterval, 500*time.Millisecond)
-	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
-	if cfg.Handler.Clock == nil {
-		cfg.Handler.Clock = clock.Real{}
+	cfg = cfg.withDefaults()
+	if len(cfg.Pool) > 0 && (!cfg.Handler.QuotaControl || cfg.Adaptive != nil) {
+		return nil, errors.New("worker: a pool needs quota control and does not work with adaptive concurrency yet")
 	}
 	log := cfg.Logger.With().Str("component", "worker").Str("account", cfg.Handler.Account).Logger()
 	cfg.Handler.Logger = cfg.Logger.With().Str("account", cfg.Handler.Account).Logger()
-
 	insp := asynq.NewInspector(cfg.Redis)
-	var (
-		lim *quota.Limiter
-		g   *pausegate.Gate
-		err error
-	)
+	var g *pausegate.Gate
 	if cfg.Handler.QuotaControl {
-		qcfg := cfg.Quota
-		if qcfg.Schedule == 0 {
-			qcfg.Schedule = cmp.Or(cfg.Handler.MaxInlineWait, MaxInlineWaitDefault)
-		}
-		if lim, err = quota.New(cfg.RDB, qcfg); err != nil {
+		var err error
+		if g, err = startGate(ctx, &cfg, insp, log); err != nil {
 			return nil, err
 		}
-		gcfg := cfg.Gate
-		gcfg.Queues = pausegate.AsynqQueues(insp)
-		gcfg.Logger = cfg.Logger // the gate tags its own component and account
-		if g, err = pausegate.New(cfg.RDB, gcfg); err != nil {
-			return nil, err
-		}
-		if err := g.Register(ctx, cfg.Handler.Account, queueNames(cfg.Queues)); err != nil {
-			return nil, fmt.Errorf("register account with Redis: %w", err)
-		}
-		cfg.Handler.DefaultPause = gcfg.WithDefaults().DefaultPause
-		go func() {
-			if err := g.Run(ctx, cfg.Handler.Account); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error().Err(err).Msg("pause gate stopped")
-			}
-		}()
 	}
 	if cfg.Handler.RequestTimeout == 0 && cfg.Provider.Timeout > 0 {
 		cfg.Handler.RequestTimeout = cfg.Provider.Timeout
 	}
-	h := NewHandler(cfg.Handler, lim, g, provider.New(cfg.Provider))
-	if !cfg.Handler.QuotaControl {
-		h.lim, h.gate = nil, nil
+	h, err := newWorkerHandler(cfg, g)
+	if err != nil {
+		return nil, err
 	}
 	go h.settles.run(h.life)
 	if cfg.Handler.QuotaControl {
-		// Paid answers: the idempotency records, and the spool of answers
-		// an earlier run could not store, flushed before any task is taken.
-		st, err := answer.NewStore(cfg.RDB, answer.Config{Account: cfg.Handler.Account,
-			ClaimTTL: h.cfg.RequestTimeout + answer.ClaimSlack, Retention: cfg.ResultRetention})
-		if err != nil {
+		if err := h.openAnswers(ctx, cfg); err != nil {
 			h.stopLife()
 			return nil, err
 		}
-		sp, err := answer.OpenSpool(answer.SpoolDir(cmp.Or(cfg.SpoolDir, SpoolDirDefault()), cfg.Handler.Account), st, cfg.Logger)
-		if err != nil {
-			h.stopLife()
-			return nil, err
-		}
-		if err := sp.FlushAll(ctx); err != nil {
-			h.stopLife()
-			return nil, fmt.Errorf("flush the answer spool: %w", err)
-		}
-		h.answers, h.spool = st, sp
-		go st.Heartbeat(h.life, h.ownerID)
-		go sp.Run(h.life)
 	}
 	if cfg.Adaptive != nil {
 		conc, err := quota.NewConcurrency(cfg.RDB, *cfg.Adaptive)
@@ -179,8 +162,122 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		h.stopLife()
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
-	log.Info().Int("concurrency", cfg.Concurrency).Strs("queues", queueNames(cfg.Queues)).Bool("quota_control", cfg.Handler.QuotaControl).Msg("worker started")
+	log.Info().Int("concurrency", cfg.Concurrency).Strs("queues", queueNames(cfg.Queues)).
+		Bool("quota_control", cfg.Handler.QuotaControl).Strs("pool", poolNames(cfg.Pool)).Msg("worker started")
 	return &Worker{srv: srv, gate: g, insp: insp, h: h, log: log}, nil
+}
+
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Queues) == 0 {
+		cfg.Queues = QueuesDefault()
+	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
+	cfg.Handler.YieldsPerSecond = cmp.Or(cfg.Handler.YieldsPerSecond, float64(cfg.Concurrency))
+	cfg.DelayedTaskCheckInterval = cmp.Or(cfg.DelayedTaskCheckInterval, 500*time.Millisecond)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
+	if cfg.Handler.Clock == nil {
+		cfg.Handler.Clock = clock.Real{}
+	}
+	if cfg.Quota.Schedule == 0 {
+		cfg.Quota.Schedule = cmp.Or(cfg.Handler.MaxInlineWait, MaxInlineWaitDefault)
+	}
+	return cfg
+}
+
+// accounts are the accounts the worker sends to: the pool's, or its own.
+func (cfg Config) accounts() []string {
+	if len(cfg.Pool) == 0 {
+		return []string{cfg.Handler.Account}
+	}
+	return poolNames(cfg.Pool)
+}
+
+func poolNames(pool []PoolAccount) []string {
+	var names []string
+	for _, a := range pool {
+		names = append(names, a.Account)
+	}
+	return names
+}
+
+// startGate registers the worker's accounts with their queues and runs the
+// pause gate's watcher for them.
+func startGate(ctx context.Context, cfg *Config, insp *asynq.Inspector, log zerolog.Logger) (*pausegate.Gate, error) {
+	gcfg := cfg.Gate
+	gcfg.Queues = pausegate.AsynqQueues(insp)
+	gcfg.Logger = cfg.Logger // the gate tags its own component and account
+	g, err := pausegate.New(cfg.RDB, gcfg)
+	if err != nil {
+		return nil, err
+	}
+	accounts := cfg.accounts()
+	for _, a := range accounts {
+		if err := g.Register(ctx, a, queueNames(cfg.Queues)); err != nil {
+			return nil, fmt.Errorf("register account with Redis: %w", err)
+		}
+	}
+	cfg.Handler.DefaultPause = gcfg.WithDefaults().DefaultPause
+	go func() {
+		if err := g.Run(ctx, accounts...); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error().Err(err).Msg("pause gate stopped")
+		}
+	}()
+	return g, nil
+}
+
+// newWorkerHandler builds the handler: for the worker's account, or routing
+// among its pool's.
+func newWorkerHandler(cfg Config, g *pausegate.Gate) (*Handler, error) {
+	if len(cfg.Pool) == 0 {
+		if !cfg.Handler.QuotaControl {
+			h := NewHandler(cfg.Handler, nil, nil, provider.New(cfg.Provider))
+			return h, nil
+		}
+		lim, err := quota.New(cfg.RDB, cfg.Quota)
+		if err != nil {
+			return nil, err
+		}
+		return NewHandler(cfg.Handler, lim, g, provider.New(cfg.Provider)), nil
+	}
+	routes := make([]Route, 0, len(cfg.Pool))
+	peek := poolPeek{rdb: cfg.RDB, lims: make(map[string]*quota.Limiter, len(cfg.Pool))}
+	for _, a := range cfg.Pool {
+		qcfg := cfg.Quota
+		qcfg.RPM, qcfg.TPM = a.RPM, a.TPM
+		lim, err := quota.New(cfg.RDB, qcfg)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", a.Account, err)
+		}
+		pc := a.Provider
+		pc.Timeout = cmp.Or(pc.Timeout, cfg.Provider.Timeout)
+		pc.HTTPClient = cmp.Or(pc.HTTPClient, cfg.Provider.HTTPClient)
+		routes = append(routes, Route{Account: a.Account, Tier: a.Tier, Weight: a.Weight, Models: a.Models,
+			Limiter: lim, Client: provider.New(pc)})
+		peek.lims[a.Account] = lim
+	}
+	return NewPoolHandler(cfg.Handler, routes, g, peek), nil
+}
+
+// openAnswers opens the paid answers' records and spool (in the pool's
+// namespace for a pool: any account may serve a task), and stores what an
+// earlier run left in the spool before any task is taken.
+func (h *Handler) openAnswers(ctx context.Context, cfg Config) error {
+	st, err := answer.NewStore(cfg.RDB, answer.Config{Account: cfg.Handler.Account,
+		ClaimTTL: h.cfg.RequestTimeout + answer.ClaimSlack, Retention: cfg.ResultRetention})
+	if err != nil {
+		return err
+	}
+	sp, err := answer.OpenSpool(answer.SpoolDir(cmp.Or(cfg.SpoolDir, SpoolDirDefault()), cfg.Handler.Account), st, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	if err := sp.FlushAll(ctx); err != nil {
+		return fmt.Errorf("flush the answer spool: %w", err)
+	}
+	h.answers, h.spool = st, sp
+	go st.Heartbeat(h.life, h.ownerID)
+	go sp.Run(h.life)
+	return nil
 }
 
 // Stop stops taking tasks and waits for in-flight ones (up to the shutdown

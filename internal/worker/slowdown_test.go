@@ -79,7 +79,7 @@ func TestHandlerYieldsFairShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h.lim = lim
+	f.h.routes[0].lim = lim
 	f.h.cfg.MaxInlineWait = time.Second
 	f.h.yields = rate.NewLimiter(0.01, 1)
 	cost := quota.Cost{Requests: 1, Tokens: 10}

@@ -1,0 +1,244 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/promptq/promptq/quota"
+	"github.com/promptq/promptq/quota/backoff"
+)
+
+// NearTie is how close two accounts' waits must be for the pool to count
+// them as equally soon and pick between them by weight and headroom.
+const NearTie = 25 * time.Millisecond
+
+// admitPool routes a task to the account of the pool that can admit it
+// soonest, and reserves its cost there. One round trip asks every account
+// that serves the task's model (and is not paused, for the model or wholly)
+// how soon the request fits (quota.Peek); the best tier whose accounts can
+// admit it within the scheduling window (MaxInlineWait) wins, so a lower
+// tier takes traffic only while the better one is short. Within the tier the
+// soonest account wins; accounts about as soon (NearTie) share by weight and
+// free headroom. The reservation is then asked of that account alone, for a
+// turn no later than the next account's: if another worker took it meanwhile,
+// the pool is asked again. The task goes back to asynq only when no account
+// can take it within the window.
+func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservation, bool, error) {
+	started := time.Now()
+	waited := false
+	opts := []quota.ReserveOption{quota.WithTenant(j.p.Tenant), quota.WithModel(j.p.Model)}
+	for {
+		cands, paused := h.candidates(j)
+		if len(cands) == 0 {
+			return nil, quota.Reservation{}, waited, h.poolWait(paused, nil)
+		}
+		names := make([]string, len(cands))
+		for i, c := range cands {
+			names[i] = c.name
+		}
+		hs, err := h.peek.Peek(ctx, names, j.input, j.maxOut, opts...)
+		if err != nil {
+			return nil, quota.Reservation{}, waited, fmt.Errorf("quota peek: %w", err)
+		}
+		pk := choose(cands, hs, h.cfg.MaxInlineWait)
+		wait := pk.wait
+		switch {
+		case pk.route != nil:
+			a := pk.route
+			d, err := a.lim.ReserveRequest(ctx, a.name, j.input, j.maxOut, append(opts, quota.WithScheduleLimit(pk.limit))...)
+			switch {
+			case errors.Is(err, quota.ErrCostExceedsLimit):
+				j.refuse(a.name) // too large for this account; maybe not for another
+				continue
+			case err != nil:
+				return nil, quota.Reservation{}, waited, fmt.Errorf("quota reserve: %w", err)
+			case d.OK:
+				h.stall.admitted(time.Now(), h.log)
+				if d.Wait <= 0 {
+					return a, d.Reservation, waited, nil
+				}
+				res, err := h.awaitTurn(ctx, a, d.Reservation, d.Wait)
+				if errors.Is(err, errAdmitAgain) {
+					waited = true
+					continue
+				}
+				if err != nil && ctx.Err() == nil {
+					continue // the account was paused while we waited: ask the pool again
+				}
+				return a, res, true, err
+			case d.DailyExhausted:
+				_ = h.dailyExhausted(ctx, a, d.DailyResetAt)
+				continue
+			case d.Paused, d.ModelPaused:
+				continue // the next peek sees it
+			}
+			wait = d.Wait // taken meanwhile: ask again shortly
+		case pk.tooLarge:
+			return nil, quota.Reservation{}, waited, tooLarge(j.input, j.maxOut, "every account's")
+		case !pk.soon:
+			return nil, quota.Reservation{}, waited, h.poolWait(paused, hs)
+		case pk.wait > h.cfg.MaxInlineWait:
+			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(pk.wait), Reason: "waiting for quota headroom on every account of the pool"}
+		}
+		if time.Since(started) > h.cfg.MaxInlineWait {
+			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(wait), Reason: "waiting for quota headroom on every account of the pool"}
+		}
+		waited = true
+		if err := h.sleep(ctx, max(wait, time.Millisecond)); err != nil && ctx.Err() != nil {
+			return nil, quota.Reservation{}, waited, err
+		}
+	}
+}
+
+// refuse marks account as refusing this task for good (failover).
+func (j *job) refuse(account string) {
+	if j.refused == nil {
+		j.refused = make(map[string]bool)
+	}
+	j.refused[account] = true
+}
+
+// candidates are the pool's accounts that serve the task's model, have not
+// refused it, and are not paused as far as this worker knows; paused are the
+// pauses of those that are.
+func (h *Handler) candidates(j *job) (cands []*route, paused []quota.Headroom) {
+	for _, r := range h.routes {
+		if j.refused[r.name] || !r.serves(j.p.Model) {
+			continue
+		}
+		if rec, ok := h.gate.Local(r.name); ok {
+			paused = append(paused, quota.Headroom{Account: r.name, Paused: true, PausedUntil: rec.Until})
+			continue
+		}
+		cands = append(cands, r)
+	}
+	return cands, paused
+}
+
+// poolWait is the wait of a task no account of the pool can take now: until
+// the first of their pauses (wholly or for the model) or budget days ends.
+// Accounts that refused the task in this attempt are paused by the gate
+// already, so the task finds them so when it comes back.
+func (h *Handler) poolWait(paused, peeked []quota.Headroom) error {
+	var first time.Time
+	indefinite := false
+	for _, ps := range [][]quota.Headroom{paused, peeked} {
+		for _, p := range ps {
+			var until time.Time
+			switch {
+			case p.Paused, p.ModelPaused:
+				until = p.PausedUntil
+			case p.DailyExhausted:
+				until = p.DailyResetAt
+			default:
+				continue
+			}
+			if until.IsZero() {
+				indefinite = true
+				continue
+			}
+			if first.IsZero() || until.Before(first) {
+				first = until
+			}
+		}
+	}
+	switch {
+	case !first.IsZero():
+		return h.pausedWait(first, "every account of the pool that serves the model is paused")
+	case indefinite:
+		return h.pausedWait(time.Time{}, "every account of the pool that serves the model is paused")
+	}
+	return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "no account of the pool can take the task now"}
+}
+
+// pick is choose's answer.
+type pick struct {
+	route *route        // the account to reserve on (nil: none within the window)
+	limit time.Duration // the latest turn to accept there
+	wait  time.Duration // without route: the soonest any account could take it
+	soon  bool          // some account can take it after wait
+	// tooLarge: every account refuses the cost as too large.
+	tooLarge bool
+}
+
+// choose picks the account for a request from the peek hs of cands (both in
+// tier order). See admitPool.
+func choose(cands []*route, hs []quota.Headroom, window time.Duration) pick {
+	var pk pick
+	large := 0
+	for _, h := range hs {
+		if h.TooLarge {
+			large++
+		}
+		if h.Fits || h.Probe || h.TenantLimited {
+			if !pk.soon || h.Wait < pk.wait {
+				pk.wait = h.Wait
+			}
+			pk.soon = true
+		}
+	}
+	pk.tooLarge = large == len(hs) && large > 0
+	for lo := 0; lo < len(cands); {
+		hi := lo
+		for hi < len(cands) && cands[hi].tier == cands[lo].tier {
+			hi++
+		}
+		if r, limit, ok := chooseInTier(cands[lo:hi], hs[lo:hi], window); ok {
+			pk.route, pk.limit = r, limit
+			return pk
+		}
+		lo = hi
+	}
+	return pk
+}
+
+// chooseInTier picks among one tier's accounts that can admit the request
+// within window: the soonest, or among those about as soon (NearTie), one
+// at random weighted by weight and free headroom. limit is the latest turn
+// worth taking on it: the next-best account's, or the window.
+func chooseInTier(cands []*route, hs []quota.Headroom, window time.Duration) (*route, time.Duration, bool) {
+	best := -1
+	for i, h := range hs {
+		if h.Fits && h.Wait <= window && (best < 0 || h.Wait < hs[best].Wait) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, 0, false
+	}
+	var near []int
+	total := 0.0
+	for i, h := range hs {
+		if h.Fits && h.Wait <= hs[best].Wait+NearTie {
+			near = append(near, i)
+			total += share(cands[i], h)
+		}
+	}
+	chosen := near[0]
+	if len(near) > 1 {
+		x := rand.Float64() * total
+		for _, i := range near {
+			if x -= share(cands[i], hs[i]); x < 0 {
+				chosen = i
+				break
+			}
+		}
+	}
+	limit := window
+	for i, h := range hs {
+		if i != chosen && h.Fits && h.Wait <= window {
+			limit = min(limit, max(h.Wait, hs[chosen].Wait)+NearTie)
+		}
+	}
+	return cands[chosen], limit, true
+}
+
+// share is an account's weight in a near tie: its configured weight times
+// its free headroom (at least a little, so that a drained account keeps a
+// chance and weights still count).
+func share(r *route, h quota.Headroom) float64 {
+	return float64(r.weight) * max(h.Room(), 0.02)
+}
