@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -340,6 +341,9 @@ func (p *parser) account(m *yaml.Node, index int) (Account, error) {
 		if strings.ContainsAny(a.APIVersion, " \t/?&#") {
 			return fail(lineOf("api_version"), "api_version", "must be an Azure API version like 2024-10-21, got %s", quote(a.APIVersion))
 		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			return fail(lineOf("base_url"), "base_url", "must be https with api azure (http only to localhost or a loopback IP), got %s", quote(a.BaseURL))
+		}
 		if p := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(p, "/openai") || strings.Contains(p, "/openai/") {
 			return fail(lineOf("base_url"), "base_url",
 				"must be the Azure resource endpoint without /openai (like https://NAME.openai.azure.com): the client adds /openai/deployments/..., got %s", quote(a.BaseURL))
@@ -500,6 +504,16 @@ func quote(s string) string {
 		return strconv.Quote(string(r[:37]) + "...")
 	}
 	return strconv.Quote(s)
+}
+
+// isLoopback reports whether host is localhost or a loopback IP: the only
+// hosts openai-go's azure package sends a key to over plain http.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // looksLikeKey reports whether an api_key_env value is more likely a key

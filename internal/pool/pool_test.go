@@ -109,6 +109,8 @@ func TestParseErrors(t *testing.T) {
 		{"azure bad version", account("api: azure", "api_version: 2024 10"), `pool.yaml:6: account "east": api_version must be an Azure API version like 2024-10-21, got "2024 10"`},
 		{"azure base_url with /openai", "accounts:\n  - name: east\n    base_url: https://east.openai.azure.com/openai\n    api_key_env: K\n    api: azure\n    api_version: 2024-10-21\n",
 			`pool.yaml:3: account "east": base_url must be the Azure resource endpoint without /openai (like https://NAME.openai.azure.com): the client adds /openai/deployments/..., got "https://east.openai.azure.com/openai"`},
+		{"azure remote http", "accounts:\n  - name: east\n    base_url: http://east.example\n    api_key_env: K\n    api: azure\n    api_version: 2024-10-21\n",
+			`pool.yaml:3: account "east": base_url must be https with api azure (http only to localhost or a loopback IP), got "http://east.example"`},
 		{"api_version without azure", account("api_version: 2024-10-21"), `pool.yaml:5: account "east": api_version is only for api azure`},
 		{"deployments without azure", account("deployments: {m: d}"), `pool.yaml:5: account "east": deployments is only for api azure`},
 		{"deployments not a map", account("api: azure", "api_version: v", "deployments: [d]"), `pool.yaml:7: account "east": deployments must map model names to deployment names, got a list`},
