@@ -344,7 +344,7 @@ func (p *parser) account(m *yaml.Node, index int) (Account, error) {
 		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			return fail(lineOf("base_url"), "base_url", "must be https with api azure (http only to localhost or a loopback IP), got %s", quote(a.BaseURL))
 		}
-		if p := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(p, "/openai") || strings.Contains(p, "/openai/") {
+		if path := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(path, "/openai") || strings.Contains(path, "/openai/") {
 			return fail(lineOf("base_url"), "base_url",
 				"must be the Azure resource endpoint without /openai (like https://NAME.openai.azure.com): the client adds /openai/deployments/..., got %s", quote(a.BaseURL))
 		}
