@@ -2,6 +2,15 @@
 // function that sends a prompt through openai-go (Responses or Chat
 // Completions, streaming or not) and hands back the text, the usage and the
 // response headers, so that quota code sees what the provider said.
+//
+// It speaks OpenAI's API (the default) or Azure OpenAI's:
+//
+//	c := provider.New(provider.Config{BaseURL: "https://api.openai.com/v1", APIKey: key})
+//	c := provider.New(provider.Config{
+//		API: provider.APIAzure, BaseURL: "https://NAME.openai.azure.com", APIKey: key,
+//		APIVersion: "2024-10-21", Deployments: map[string]string{"gpt-4o-mini": "my-4o-mini"},
+//	})
+//	resp, err := c.Call(ctx, provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4o-mini", Text: "hi"}, nil)
 package provider
 
 import (
@@ -9,11 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/azure"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
@@ -80,38 +92,105 @@ func (r *Response) Seen() backoff.Seen {
 // whose outcome is unknown (the provider may have charged the request).
 var ErrIncompleteStream = fmt.Errorf("provider: stream ended before completion: %w", io.ErrUnexpectedEOF)
 
+// APIs a Client speaks.
+const (
+	APIOpenAI = "openai" // OpenAI or an OpenAI-compatible server: Bearer key, model in the body
+	APIAzure  = "azure"  // Azure OpenAI: api-key header, api-version query, deployment in the path
+)
+
 // Config configures a Client.
 type Config struct {
-	BaseURL    string        // e.g. https://api.openai.com/v1
+	// BaseURL is the API's root: e.g. https://api.openai.com/v1, or for
+	// Azure the resource endpoint https://NAME.openai.azure.com (the client
+	// adds /openai/deployments/...). For Azure, plain http is allowed only to
+	// a loopback address (a local fake), and then bypasses HTTPClient's
+	// transport (openai-go's azure package dials loopback itself).
+	BaseURL    string
 	APIKey     string        // never logged
 	Timeout    time.Duration // per request; 0 = none (the task's context still applies)
 	HTTPClient *http.Client  // optional
+	// API is APIOpenAI (default, also "") or APIAzure.
+	API string
+	// APIVersion is Azure's api-version query parameter, e.g. 2024-10-21
+	// (azure only, required there; the Responses endpoint needs a version
+	// that has it, 2025-03-01-preview or later).
+	APIVersion string
+	// Deployments maps a request's model to the Azure deployment it is sent
+	// to (azure only; a model not in it is sent under its own name).
+	Deployments map[string]string
+}
+
+// Validate reports a Config that cannot make a request, naming the field.
+// The key is never in the message.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("provider: BaseURL must be an absolute http or https URL")
+	case c.API != "" && c.API != APIOpenAI && c.API != APIAzure:
+		return fmt.Errorf("provider: API must be %q or %q, got %q", APIOpenAI, APIAzure, c.API)
+	case c.API == APIAzure && c.APIVersion == "":
+		return errors.New("provider: APIVersion is required with API azure")
+	case c.API == APIAzure && u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return errors.New("provider: BaseURL must be https with API azure (http only to a loopback address)")
+	case c.API != APIAzure && (c.APIVersion != "" || len(c.Deployments) > 0):
+		return errors.New("provider: APIVersion and Deployments are only for API azure")
+	}
+	return nil
 }
 
 // Client sends prompts. It is safe for concurrent use.
 type Client struct {
-	oa openai.Client
+	oa          openai.Client
+	deployments map[string]string // model -> Azure deployment
 }
 
 // New returns a Client with openai-go's own retries off: asynq owns retries.
+// A Config that fails Validate gives a Client whose calls fail.
 func New(cfg Config) *Client {
-	opts := []option.RequestOption{
-		option.WithBaseURL(cfg.BaseURL),
-		option.WithAPIKey(cfg.APIKey),
-		option.WithMaxRetries(0),
+	var opts []option.RequestOption
+	if cfg.API == APIAzure {
+		opts = append(opts,
+			azure.WithEndpoint(cfg.BaseURL, cfg.APIVersion),
+			azure.WithAPIKey(cfg.APIKey),
+		)
+		if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "http" && isLoopback(u.Hostname()) {
+			// The key goes to this host only, which is this machine.
+			opts = append(opts, azure.WithUnsafeAllowHTTP())
+		}
+	} else {
+		opts = append(opts, option.WithBaseURL(cfg.BaseURL), option.WithAPIKey(cfg.APIKey))
 	}
+	opts = append(opts, option.WithMaxRetries(0))
 	if cfg.HTTPClient != nil {
 		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
 	}
 	if cfg.Timeout > 0 {
 		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
 	}
-	return &Client{oa: openai.NewClient(opts...)}
+	c := &Client{oa: openai.NewClient(opts...)}
+	if cfg.API == APIAzure {
+		c.deployments = cfg.Deployments
+	}
+	return c
+}
+
+// isLoopback reports whether host is localhost or a loopback IP, the hosts
+// openai-go's azure package lets a key reach over plain http.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Call sends req. onOpen, if not nil, is called with the response headers as
 // soon as they arrive, before a stream's first event.
 func (c *Client) Call(ctx context.Context, req Request, onOpen func(http.Header)) (*Response, error) {
+	if d, ok := c.deployments[req.Model]; ok {
+		req.Model = d // Azure routes by the body's model: /openai/deployments/{model}/...
+	}
 	var raw *http.Response
 	opts := []option.RequestOption{option.WithResponseInto(&raw)}
 	if req.TaskID != "" {
