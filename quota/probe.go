@@ -1,0 +1,4 @@
+package quota
+
+// ProbeDefault is Config.Probe's default.
+const ProbeDefault = 1

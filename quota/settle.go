@@ -1,0 +1,110 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
+)
+
+// Usage is what a finished request actually used, from the response body.
+type Usage struct {
+	InputTokens, OutputTokens, TotalTokens int64
+}
+
+// total is TotalTokens, or input+output when the provider left it out.
+func (u Usage) total() int64 { return max(u.TotalTokens, u.InputTokens+u.OutputTokens) }
+
+// MaxUsageTokens is the most tokens one request is believed to use: no
+// model's context window comes near it, so a usage figure above it is
+// garbage, like a negative one.
+const MaxUsageTokens = 100_000_000
+
+// Bad reports whether u cannot be true (a negative figure, or more tokens
+// than MaxUsageTokens). Settle refuses such usage: the reservation's debit
+// stands and the calibration counts the signal as bad.
+func (u Usage) Bad() bool {
+	return u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
+		u.InputTokens > MaxUsageTokens || u.OutputTokens > MaxUsageTokens || u.TotalTokens > MaxUsageTokens
+}
+
+// Settle closes a reservation whose request the provider processed.
+//
+// usage nil means the outcome is unknown (timeout, broken stream): the debit
+// is kept. With usage, the token debit becomes what the provider charged at
+// admission: actual input + the max output that was reserved (OpenAI counts
+// max_output_tokens, not the tokens generated), never less than the actual
+// total. So only the input estimate's error is given back or taken; unused
+// output is not refunded, because the provider does not refund it either.
+// The daily token counter becomes the actual total (that is what is billed).
+// Headers, when known, then move the buckets (see doc.go).
+//
+// For a request the provider did not charge (429, refused), call Refund.
+// Settling twice, or after the reservation expired, changes nothing but the
+// header sync.
+func (l *Limiter) Settle(ctx context.Context, r Reservation, info HeaderInfo, usage *Usage) error {
+	if usage != nil && usage.Bad() {
+		// Garbage from the provider: keep the debit, count it, learn nothing.
+		return l.settleBad(ctx, "unknown", r, info, 0, 0, 0, true)
+	}
+	if usage == nil {
+		return l.settle(ctx, "unknown", r, info, 0, 0, 0)
+	}
+	charged := max(usage.total(), r.Cost.Tokens) // no estimate: refund nothing
+	if r.EstimatedInput > 0 && r.EstimatedInput <= r.Cost.Tokens {
+		reservedOutput := r.Cost.Tokens - r.EstimatedInput
+		charged = max(usage.total(), usage.InputTokens+reservedOutput)
+	}
+	return l.settle(ctx, "settle", r, info, charged, usage.total(), usage.InputTokens)
+}
+
+// Refund closes a reservation whose request the provider did not charge
+// (429, a 4xx before processing, connection refused): the debit is given
+// back and the headers, if any, are applied.
+func (l *Limiter) Refund(ctx context.Context, r Reservation, info HeaderInfo) error {
+	return l.settle(ctx, "refund", r, info, 0, 0, 0)
+}
+
+func (l *Limiter) settle(ctx context.Context, mode string, r Reservation, info HeaderInfo, charged, total, input int64) error {
+	return l.settleBad(ctx, mode, r, info, charged, total, input, false)
+}
+
+// settleBad is settle; bad says the caller refused an absurd signal.
+func (l *Limiter) settleBad(ctx context.Context, mode string, r Reservation, info HeaderInfo, charged, total, input int64, bad bool) error {
+	if err := keys.ValidateAccount(r.Account); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	if r.ID == "" {
+		return errors.New("quota: settle: empty reservation")
+	}
+	err := settleScript.Run(ctx, l.rdb,
+		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account),
+			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant), keys.Calib(r.Account), keys.Sent(r.Account)},
+		clock.ScriptNow(l.cfg.Clock), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
+		charged, total, r.EstimatedInput, input,
+		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
+		known(info.Requests.Limit), known(info.Requests.Remaining),
+		known(info.Tokens.Limit), known(info.Tokens.Remaining),
+		inferLimit(info.Requests), inferLimit(info.Tokens),
+		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
+		ReorderWindow.Milliseconds(), r.Tenant, l.date(r.At), TenantBurst.Milliseconds(),
+		r.sentMember(), boolArg(bad),
+	).Err()
+	if err != nil {
+		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
+	}
+	return nil
+}
+
+// RecordThrottle counts one 429 answer for account (shown by Snapshot).
+func (l *Limiter) RecordThrottle(ctx context.Context, account string) error {
+	if err := keys.ValidateAccount(account); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	if err := throttleScript.Run(ctx, l.rdb, []string{keys.Stats(account)}).Err(); err != nil {
+		return fmt.Errorf("quota: record throttle %s: %w", account, err)
+	}
+	return nil
+}
