@@ -90,16 +90,40 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 	if in != nil {
 		r.Input = *in
 	}
-	ks, args := l.reserveArgs(r, in, o, now, false)
-	res, err := reserveScript.Run(ctx, l.rdb, ks, args...).Int64Slice()
+	k, a := l.reserveCall(r, in, o, now, false)
+	res, err := reserveScript.Run(ctx, l.rdb, k.list(), a.list()...).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("quota: reserve %s: %w", account, err)
 	}
+	return l.decision(r, now, res)
+}
+
+// Reply codes of reserve.lua (named alike in lua/reserve/codes.lua).
+const (
+	replyAdmitted    = 0 // {0, wait ms, tokens, input, script now ms}
+	replyWait        = 1 // {1, wait ms, why*}
+	replyPaused      = 2 // {2, until ms (0 = indefinite)}
+	replyDaily       = 3 // {3, 1 requests | 2 tokens}
+	replyTooLarge    = 4 // {4, 1 requests | 2 tokens}
+	replyPeek        = 5 // {5, wait ms, tokens, requests left ‰, tokens left ‰}
+	replyModelPaused = 6 // {6, until ms (0 = indefinite)}
+)
+
+// Why a replyWait holds the request back.
+const (
+	whyAccount = 0 // the account's headroom
+	whyTenant  = 1 // the tenant's budget
+	whyFair    = 2 // fair sharing
+	whyProbe   = 3 // the cold-start probe
+)
+
+// decision reads reserve.lua's reply for reservation r asked at now.
+func (l *Limiter) decision(r Reservation, now time.Time, res []int64) (Decision, error) {
 	if len(res) < 2 {
-		return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
+		return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", r.Account, res)
 	}
 	switch res[0] {
-	case 0:
+	case replyAdmitted:
 		base := now.UnixMilli()
 		if len(res) >= 5 {
 			base = res[4] // the script's now: Redis's clock
@@ -109,87 +133,128 @@ func (l *Limiter) reserve(ctx context.Context, account string, cost Cost, estima
 			r.Cost.Tokens, r.EstimatedInput = res[2], res[3]
 		}
 		return Decision{OK: true, Reservation: r, Wait: time.Duration(res[1]) * time.Millisecond}, nil
-	case 1:
-		reason := int64(0)
-		if len(res) > 2 {
-			reason = res[2]
-		}
-		return Decision{Wait: time.Duration(res[1]) * time.Millisecond, TenantLimited: reason == 1, FairShare: reason == 2, Probe: reason == 3}, nil
-	case 2:
-		d := Decision{Paused: true}
-		if res[1] > 0 {
-			d.PausedUntil = time.UnixMilli(res[1])
-		}
-		return d, nil
-	case 3:
+	case replyWait:
+		why := waitReason(res)
+		return Decision{Wait: time.Duration(res[1]) * time.Millisecond,
+			TenantLimited: why == whyTenant, FairShare: why == whyFair, Probe: why == whyProbe}, nil
+	case replyPaused:
+		return Decision{Paused: true, PausedUntil: untilMs(res[1])}, nil
+	case replyDaily:
 		return Decision{DailyExhausted: true, DailyResetAt: l.nextMidnight(now)}, nil
-	case 4:
+	case replyTooLarge:
 		return Decision{}, ErrCostExceedsLimit
-	case 6:
-		d := Decision{ModelPaused: true}
-		if res[1] > 0 {
-			d.PausedUntil = time.UnixMilli(res[1])
-		}
-		return d, nil
+	case replyModelPaused:
+		return Decision{ModelPaused: true, PausedUntil: untilMs(res[1])}, nil
 	}
-	return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", account, res)
+	return Decision{}, fmt.Errorf("quota: reserve %s: unexpected reply %v", r.Account, res)
 }
 
-// reserveArgs are reserve.lua's KEYS and ARGV (see its header, one per
-// line there) for reservation r; peek asks what the account could do
-// without admitting anything.
-func (l *Limiter) reserveArgs(r Reservation, in *Input, o reserveOptions, now time.Time, peek bool) ([]string, []any) {
-	account := r.Account
-	ks := []string{
-		keys.Limits(account),           // 1
-		keys.Inflight(account),         // 2
-		keys.Day(account, l.date(now)), // 3
-		keys.Pause(account),            // 4
-		keys.Tenants(account),          // 5
-		keys.Tenant(account, o.tenant), // 6
-		keys.FairSeen(account),         // 7
-		keys.FairVT(account),           // 8
-		keys.Calib(account),            // 9
-		keys.Sent(account),             // 10
-		keys.PauseModels(account),      // 11
+// waitReason is the why of a replyWait (whyAccount when absent).
+func waitReason(res []int64) int64 {
+	if len(res) > 2 {
+		return res[2]
 	}
-	inChars, inTokens := int64(-1), r.EstimatedInput
+	return whyAccount
+}
+
+// untilMs is the end of a pause in ms epoch; zero for 0 (indefinite).
+func untilMs(ms int64) time.Time {
+	if ms > 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
+// reserveKeys are reserve.lua's KEYS, by the names the script gives them
+// (its table K); list orders them as KEYS.
+type reserveKeys struct {
+	limits, inflight, day, pause, tenants, tenant, fairSeen, fairVT, calib, sent, pauseModels string
+}
+
+func (k reserveKeys) list() []string {
+	return []string{k.limits, k.inflight, k.day, k.pause, k.tenants, k.tenant,
+		k.fairSeen, k.fairVT, k.calib, k.sent, k.pauseModels}
+}
+
+// reserveArgv are reserve.lua's ARGV, by the names the script gives them
+// (its table A, which documents each); list orders them as ARGV.
+type reserveArgv struct {
+	now                                       any // clock.ScriptNow
+	requests, tokens, rpm, tpm, burstMs       int64
+	dailyStopRequests, dailyStopTokens, ttlMs int64
+	memberPrefix                              string
+	dayTTLMs                                  int64
+	probe                                     int
+	scheduleMs                                int64
+	tenant, date                              string
+	untilNextDayMs, tenantBurstMs             int64
+	fairGraceMs, fairSlackMs, fairMaxLagMs    int64
+	fairRetryMs, inChars, inTokens, maxOutput int64
+	peek                                      bool
+	model                                     string
+}
+
+func (a reserveArgv) list() []any {
+	return []any{a.now, a.requests, a.tokens, a.rpm, a.tpm, a.burstMs,
+		a.dailyStopRequests, a.dailyStopTokens, a.ttlMs, a.memberPrefix, a.dayTTLMs,
+		a.probe, a.scheduleMs, a.tenant, a.date, a.untilNextDayMs, a.tenantBurstMs,
+		a.fairGraceMs, a.fairSlackMs, a.fairMaxLagMs, a.fairRetryMs,
+		a.inChars, a.inTokens, a.maxOutput, boolArg(a.peek), a.model}
+}
+
+// reserveCall is reserve.lua's KEYS and ARGV for reservation r (in: the
+// bases of a ReserveRequest estimate, nil for Reserve's given cost); peek
+// asks what the account could do without admitting anything.
+func (l *Limiter) reserveCall(r Reservation, in *Input, o reserveOptions, now time.Time, peek bool) (reserveKeys, reserveArgv) {
+	account, date := r.Account, l.date(now)
+	k := reserveKeys{
+		limits:      keys.Limits(account),
+		inflight:    keys.Inflight(account),
+		day:         keys.Day(account, date),
+		pause:       keys.Pause(account),
+		tenants:     keys.Tenants(account),
+		tenant:      keys.Tenant(account, o.tenant),
+		fairSeen:    keys.FairSeen(account),
+		fairVT:      keys.FairVT(account),
+		calib:       keys.Calib(account),
+		sent:        keys.Sent(account),
+		pauseModels: keys.PauseModels(account),
+	}
+	a := reserveArgv{
+		now:               clock.ScriptNow(l.cfg.Clock),
+		requests:          r.Cost.Requests,
+		tokens:            r.Cost.Tokens,
+		rpm:               l.cfg.RPM,
+		tpm:               l.cfg.TPM,
+		burstMs:           l.cfg.Burst.Milliseconds(),
+		dailyStopRequests: l.dailyStop(l.cfg.DailyRequests),
+		dailyStopTokens:   l.dailyStop(l.cfg.DailyTokens),
+		ttlMs:             l.cfg.ReservationTTL.Milliseconds(),
+		memberPrefix:      r.memberPrefix(),
+		dayTTLMs:          dayTTL.Milliseconds(),
+		probe:             l.probeLimit(),
+		scheduleMs:        l.cfg.Schedule.Milliseconds(),
+		tenant:            o.tenant,
+		date:              date,
+		untilNextDayMs:    l.nextMidnight(now).Sub(now).Milliseconds(),
+		tenantBurstMs:     TenantBurst.Milliseconds(),
+		fairGraceMs:       l.fairGrace().Milliseconds(),
+		fairSlackMs:       FairSlack.Milliseconds(),
+		fairMaxLagMs:      FairMaxLag.Milliseconds(),
+		fairRetryMs:       FairRetry.Milliseconds(),
+		inChars:           -1, // the token cost as given, with inTokens its input estimate
+		inTokens:          r.EstimatedInput,
+		maxOutput:         r.Cost.Tokens,
+		peek:              peek,
+		model:             o.model,
+	}
 	if in != nil {
-		inChars, inTokens = in.Chars, in.Tokens
+		a.inChars, a.inTokens = in.Chars, in.Tokens
 	}
-	schedule := l.cfg.Schedule
-	if o.schedule > 0 && o.schedule < schedule {
-		schedule = o.schedule
+	if o.schedule > 0 && o.schedule < l.cfg.Schedule {
+		a.scheduleMs = o.schedule.Milliseconds()
 	}
-	args := []any{
-		clock.ScriptNow(l.cfg.Clock),                // 1 now
-		r.Cost.Requests,                             // 2 request cost
-		r.Cost.Tokens,                               // 3 token cost
-		l.cfg.RPM,                                   // 4
-		l.cfg.TPM,                                   // 5
-		l.cfg.Burst.Milliseconds(),                  // 6
-		l.dailyStop(l.cfg.DailyRequests),            // 7
-		l.dailyStop(l.cfg.DailyTokens),              // 8
-		l.cfg.ReservationTTL.Milliseconds(),         // 9
-		r.memberPrefix(),                            // 10
-		dayTTL.Milliseconds(),                       // 11
-		max(l.cfg.Probe, 0),                         // 12
-		schedule.Milliseconds(),                     // 13
-		o.tenant,                                    // 14
-		l.date(now),                                 // 15
-		l.nextMidnight(now).Sub(now).Milliseconds(), // 16
-		TenantBurst.Milliseconds(),                  // 17
-		l.fairGrace().Milliseconds(),                // 18
-		FairSlack.Milliseconds(),                    // 19
-		FairMaxLag.Milliseconds(),                   // 20
-		FairRetry.Milliseconds(),                    // 21
-		inChars,                                     // 22
-		inTokens,                                    // 23
-		r.Cost.Tokens,                               // 24 max output (with 22 >= 0)
-		boolArg(peek),                               // 25
-		o.model,                                     // 26
-	}
-	return ks, args
+	return k, a
 }
 
 func newID() (string, error) {

@@ -1,52 +1,50 @@
 package quota
 
 import (
-	_ "embed"
+	"embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
-//go:embed lua/bucket.lua
-var bucketLua string
+// luaFiles holds the scripts and the parts they are composed of.
+//
+//go:embed lua/*.lua lua/reserve/*.lua
+var luaFiles embed.FS
 
-//go:embed lua/reserve.lua
-var reserveLua string
+// compose returns the script made of the named files of lua/ (without
+// ".lua"), in order: shared helpers and parts first, the script that runs
+// them last. Each file documents its own functions; the last one has the
+// script's KEYS, ARGV and reply. Composed once at init, the parts run as
+// one script, in one round trip.
+func compose(names ...string) *redis.Script {
+	var b strings.Builder
+	for _, n := range names {
+		src, err := luaFiles.ReadFile("lua/" + n + ".lua")
+		if err != nil {
+			panic("quota: " + err.Error()) // a file the build embeds
+		}
+		b.Write(src)
+		b.WriteByte('\n')
+	}
+	return redis.NewScript(b.String())
+}
 
-//go:embed lua/settle.lua
-var settleLua string
-
-//go:embed lua/snapshot.lua
-var snapshotLua string
-
-//go:embed lua/throttle.lua
-var throttleLua string
-
-//go:embed lua/slowdown.lua
-var slowdownLua string
-
-//go:embed lua/tenant_set.lua
-var tenantSetLua string
-
-//go:embed lua/tenant_state.lua
-var tenantStateLua string
-
-//go:embed lua/fair_state.lua
-var fairStateLua string
-
-//go:embed lua/calib.lua
-var calibLua string
-
-//go:embed lua/estimate.lua
-var estimateLua string
+// reserveParts are the parts of reserve.lua, in the order it runs them.
+var reserveParts = []string{
+	"now", "bucket", "calib",
+	"reserve/codes", "reserve/pause", "reserve/daily", "reserve/buckets", "reserve/tenant", "reserve/fair",
+	"reserve",
+}
 
 var (
-	reserveScript     = redis.NewScript(bucketLua + calibLua + reserveLua)
-	settleScript      = redis.NewScript(bucketLua + calibLua + settleLua)
-	estimateScript    = redis.NewScript(calibLua + estimateLua)
-	snapshotScript    = redis.NewScript(snapshotLua)
-	throttleScript    = redis.NewScript(throttleLua)
-	slowdownScript    = redis.NewScript(bucketLua + slowdownLua)
-	tenantSetScript   = redis.NewScript(tenantSetLua)
-	tenantStateScript = redis.NewScript(tenantStateLua)
-	fairStateScript   = redis.NewScript(fairStateLua)
+	reserveScript     = compose(reserveParts...)
+	settleScript      = compose("now", "bucket", "calib", "settle")
+	estimateScript    = compose("calib", "estimate")
+	snapshotScript    = compose("snapshot")
+	throttleScript    = compose("throttle")
+	slowdownScript    = compose("now", "bucket", "slowdown")
+	tenantSetScript   = compose("tenant_set")
+	tenantStateScript = compose("tenant_state")
+	fairStateScript   = compose("fair_state")
 )

@@ -79,19 +79,8 @@ func (l *Limiter) settleBad(ctx context.Context, mode string, r Reservation, inf
 	if r.ID == "" {
 		return errors.New("quota: settle: empty reservation")
 	}
-	err := settleScript.Run(ctx, l.rdb,
-		[]string{keys.Limits(r.Account), keys.Inflight(r.Account), keys.Day(r.Account, l.date(r.At)), keys.Stats(r.Account),
-			keys.Tenants(r.Account), keys.Tenant(r.Account, r.Tenant), keys.Calib(r.Account), keys.Sent(r.Account)},
-		clock.ScriptNow(l.cfg.Clock), mode, r.member(), r.Cost.Requests, r.Cost.Tokens, r.At.UnixMilli(),
-		charged, total, r.EstimatedInput, input,
-		l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds(),
-		known(info.Requests.Limit), known(info.Requests.Remaining),
-		known(info.Tokens.Limit), known(info.Tokens.Remaining),
-		inferLimit(info.Requests), inferLimit(info.Tokens),
-		dayTTL.Milliseconds(), resetMs(info.Requests), resetMs(info.Tokens),
-		ReorderWindow.Milliseconds(), r.Tenant, l.date(r.At), TenantBurst.Milliseconds(),
-		r.sentMember(), boolArg(bad),
-	).Err()
+	k, a := l.settleCall(mode, r, info, charged, total, input, bad)
+	err := settleScript.Run(ctx, l.rdb, k.list(), a.list()...).Err()
 	if err != nil {
 		return fmt.Errorf("quota: %s %s: %w", mode, r.Account, err)
 	}
@@ -107,4 +96,88 @@ func (l *Limiter) RecordThrottle(ctx context.Context, account string) error {
 		return fmt.Errorf("quota: record throttle %s: %w", account, err)
 	}
 	return nil
+}
+
+// settleKeys are settle.lua's KEYS, by the names the script gives them
+// (its table K); list orders them as KEYS.
+type settleKeys struct {
+	limits, inflight, day, stats, tenants, tenant, calib, sent string
+}
+
+func (k settleKeys) list() []string {
+	return []string{k.limits, k.inflight, k.day, k.stats, k.tenants, k.tenant, k.calib, k.sent}
+}
+
+// settleArgv are settle.lua's ARGV, by the names the script gives them
+// (its table A, which documents each); list orders them as ARGV.
+type settleArgv struct {
+	now                                      any // clock.ScriptNow
+	mode, member                             string
+	requests, tokens, atMs                   int64
+	charged, total, estimatedInput, input    int64
+	rpm, tpm, burstMs                        int64
+	limitRequests, remainingRequests         int64
+	limitTokens, remainingTokens             int64
+	inferredRequests, inferredTokens         int64
+	dayTTLMs, resetRequestsMs, resetTokensMs int64
+	reorderWindowMs                          int64
+	tenant, date                             string
+	tenantBurstMs                            int64
+	sentMember                               string
+	bad                                      bool
+}
+
+func (a settleArgv) list() []any {
+	return []any{a.now, a.mode, a.member, a.requests, a.tokens, a.atMs,
+		a.charged, a.total, a.estimatedInput, a.input, a.rpm, a.tpm, a.burstMs,
+		a.limitRequests, a.remainingRequests, a.limitTokens, a.remainingTokens,
+		a.inferredRequests, a.inferredTokens, a.dayTTLMs, a.resetRequestsMs, a.resetTokensMs,
+		a.reorderWindowMs, a.tenant, a.date, a.tenantBurstMs, a.sentMember, boolArg(a.bad)}
+}
+
+// settleCall is settle.lua's KEYS and ARGV to close r in mode with the
+// response's headers info (see settleBad for the rest).
+func (l *Limiter) settleCall(mode string, r Reservation, info HeaderInfo, charged, total, input int64, bad bool) (settleKeys, settleArgv) {
+	date := l.date(r.At)
+	k := settleKeys{
+		limits:   keys.Limits(r.Account),
+		inflight: keys.Inflight(r.Account),
+		day:      keys.Day(r.Account, date),
+		stats:    keys.Stats(r.Account),
+		tenants:  keys.Tenants(r.Account),
+		tenant:   keys.Tenant(r.Account, r.Tenant),
+		calib:    keys.Calib(r.Account),
+		sent:     keys.Sent(r.Account),
+	}
+	a := settleArgv{
+		now:               clock.ScriptNow(l.cfg.Clock),
+		mode:              mode,
+		member:            r.member(),
+		requests:          r.Cost.Requests,
+		tokens:            r.Cost.Tokens,
+		atMs:              r.At.UnixMilli(),
+		charged:           charged,
+		total:             total,
+		estimatedInput:    r.EstimatedInput,
+		input:             input,
+		rpm:               l.cfg.RPM,
+		tpm:               l.cfg.TPM,
+		burstMs:           l.cfg.Burst.Milliseconds(),
+		limitRequests:     known(info.Requests.Limit),
+		remainingRequests: known(info.Requests.Remaining),
+		limitTokens:       known(info.Tokens.Limit),
+		remainingTokens:   known(info.Tokens.Remaining),
+		inferredRequests:  inferLimit(info.Requests),
+		inferredTokens:    inferLimit(info.Tokens),
+		dayTTLMs:          dayTTL.Milliseconds(),
+		resetRequestsMs:   resetMs(info.Requests),
+		resetTokensMs:     resetMs(info.Tokens),
+		reorderWindowMs:   ReorderWindow.Milliseconds(),
+		tenant:            r.Tenant,
+		date:              date,
+		tenantBurstMs:     TenantBurst.Milliseconds(),
+		sentMember:        r.sentMember(),
+		bad:               bad,
+	}
+	return k, a
 }
