@@ -3,7 +3,6 @@ package quota
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/promptq/promptq/internal/clock"
@@ -40,18 +39,3 @@ func (l *Limiter) SlowDown(ctx context.Context, account string) error {
 // would drive the rate to the floor (seen in the bench: 6 answers cut it to
 // 0.5^6). A slow_down this long after the last cut cuts again.
 const SlowDownCooldown = 10 * time.Second
-
-// rampFraction mirrors ramp_fraction in lua/bucket.lua.
-func rampFraction(lim map[string]string, nowMs int64) float64 {
-	for _, f := range []string{"ramp_f", "ramp_ts", "ramp_g", "ramp_iv"} {
-		if _, ok := lim[f]; !ok {
-			return 1
-		}
-	}
-	iv := num(lim, "ramp_iv")
-	if iv <= 0 {
-		return 1
-	}
-	dt := max(0, float64(nowMs)-num(lim, "ramp_ts"))
-	return min(1, num(lim, "ramp_f")*math.Pow(1+num(lim, "ramp_g"), dt/iv))
-}

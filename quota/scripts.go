@@ -41,7 +41,7 @@ var (
 	reserveScript     = compose(reserveParts...)
 	settleScript      = compose("now", "bucket", "calib", "settle")
 	estimateScript    = compose("calib", "estimate")
-	snapshotScript    = compose("snapshot")
+	snapshotScript    = compose("bucket", "snapshot")
 	throttleScript    = compose("throttle")
 	slowdownScript    = compose("now", "bucket", "slowdown")
 	tenantSetScript   = compose("tenant_set")

@@ -58,11 +58,11 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 	date := l.date(now)
 	res, err := snapshotScript.RunRO(ctx, l.rdb,
 		[]string{keys.Limits(account), keys.Inflight(account), keys.Day(account, date), keys.Stats(account), keys.Calib(account)},
-		now.UnixMilli()).Slice()
+		now.UnixMilli(), l.cfg.RPM, l.cfg.TPM, l.cfg.Burst.Milliseconds()).Slice()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("quota: snapshot %s: %w", account, err)
 	}
-	if len(res) != 5 {
+	if len(res) != 8 {
 		return Snapshot{}, fmt.Errorf("quota: snapshot %s: unexpected reply", account)
 	}
 	lim, day, stats := pairs(res[0]), pairs(res[1]), pairs(res[2])
@@ -90,61 +90,41 @@ func (l *Limiter) Snapshot(ctx context.Context, account string) (Snapshot, error
 		s.EstimateMeanAbsErr = num(stats, "est_abs") / float64(s.EstimateSamples)
 		s.EstimateBias = num(stats, "est_rel") / float64(s.EstimateSamples)
 	}
-	elapsed := max(0, float64(now.UnixMilli())-num(lim, "ts"))
-	if _, ok := lim["ts"]; !ok {
-		elapsed = 0
-	}
 	if s.Tenants, err = l.Tenants(ctx, account); err != nil {
 		return Snapshot{}, err
 	}
 	if s.Fair, err = l.fairStates(ctx, account, now, s.Tenants); err != nil {
 		return Snapshot{}, err
 	}
-	s.RampFraction = rampFraction(lim, now.UnixMilli())
-	s.Requests = l.bucketState(lim, "r", l.cfg.RPM, elapsed, s.RampFraction)
-	s.Tokens = l.bucketState(lim, "t", l.cfg.TPM, elapsed, s.RampFraction)
+	s.RampFraction = parseFloat(res[5])
+	s.Requests, s.Tokens = bucketState(res[6]), bucketState(res[7])
 	_, seen := lim["seen"]
 	s.Probing = !seen && l.cfg.Probe > 0 && s.Requests.Limit < 0 && s.Tokens.Limit < 0 && s.InFlight > 0
 	return s, nil
 }
 
-// bucketState mirrors shape, ramp_shape and refill in lua/bucket.lua.
-func (l *Limiter) bucketState(lim map[string]string, p string, cfg int64, elapsedMs float64, ramp float64) BucketState {
-	learned := int64(num(lim, p+"lim"))
-	var limit float64
-	var capacity float64
-	var source string
-	switch {
-	case learned > 0 && (cfg <= 0 || learned <= cfg):
-		limit, capacity, source = float64(learned), float64(learned), "headers"
-		if c := num(lim, p+"capl"); c > 0 && c < capacity {
-			capacity = c
-		}
-	case cfg > 0:
-		limit, capacity, source = float64(cfg), float64(cfg)*float64(l.cfg.Burst.Milliseconds())/60000, "config"
-	default:
+// bucketState reads one bucket of snapshot.lua's reply: {limit, level,
+// reset ms, source}, computed there by bucket.lua.
+func bucketState(v any) BucketState {
+	b, _ := v.([]any)
+	if len(b) != 4 {
 		return BucketState{Limit: -1, Source: "unknown"}
 	}
-	if ramp < 1 {
-		limit *= ramp
-		capacity = limit * float64(l.cfg.Burst.Milliseconds()) / 60000
-		if c := num(lim, p+"capl"); c > 0 && capacity > c*ramp {
-			capacity = c * ramp
-		}
-		source = "ramp"
-	}
-	rate := limit / 60000
-	level := capacity
-	if _, ok := lim[p+"lvl"]; ok {
-		level = min(capacity, num(lim, p+"lvl")+elapsedMs*rate)
-	}
-	resetMs := math.Ceil((capacity - level) / rate)
+	reset, _ := b[2].(int64)
+	source, _ := b[3].(string)
 	return BucketState{
-		Limit:     int64(math.Round(limit)),
-		Available: level,
-		ResetIn:   time.Duration(resetMs) * time.Millisecond,
+		Limit:     int64(math.Round(parseFloat(b[0]))),
+		Available: parseFloat(b[1]),
+		ResetIn:   time.Duration(reset) * time.Millisecond,
 		Source:    source,
 	}
+}
+
+// parseFloat reads a number a script returned as a string, 0 when unreadable.
+func parseFloat(v any) float64 {
+	s, _ := v.(string)
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }
 
 // pairs turns an HGETALL reply into a map.
