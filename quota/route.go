@@ -78,8 +78,8 @@ func peek(ctx context.Context, rdb redis.Cmdable, cands []Candidate, in Input, m
 	for i, c := range cands {
 		now := c.Limiter.cfg.Clock.Now()
 		r := Reservation{Account: c.Account, ID: "peek", Cost: Cost{Requests: 1, Tokens: maxOutput}, At: now}
-		ks, args := c.Limiter.reserveArgs(r, &in, o, now, true)
-		cmds[i] = reserveScript.EvalSha(ctx, pipe, ks, args...)
+		k, a := c.Limiter.reserveCall(r, &in, o, now, true)
+		cmds[i] = reserveScript.EvalSha(ctx, pipe, k.list(), a.list()...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("quota: peek: %w", err)
@@ -109,35 +109,25 @@ func headroom(account string, res []int64) (Headroom, error) {
 	if len(res) < 2 {
 		return h, fmt.Errorf("quota: peek %s: unexpected reply %v", account, res)
 	}
-	until := func() {
-		if res[1] > 0 {
-			h.PausedUntil = time.UnixMilli(res[1])
-		}
-	}
 	switch res[0] {
-	case 5:
+	case replyPeek:
 		h.Fits, h.Wait = true, time.Duration(res[1])*time.Millisecond
 		if len(res) >= 5 {
 			h.Requests, h.Tokens = float64(res[3])/1000, float64(res[4])/1000
 		}
-	case 1:
-		reason := int64(0)
-		if len(res) > 2 {
-			reason = res[2]
-		}
-		h.Wait, h.TenantLimited, h.Probe = time.Duration(res[1])*time.Millisecond, reason == 1, reason == 3
+	case replyWait:
+		why := waitReason(res)
+		h.Wait, h.TenantLimited, h.Probe = time.Duration(res[1])*time.Millisecond, why == whyTenant, why == whyProbe
 		// The probe and a tenant's budget hold the request for a while;
 		// anything else (a wait past the schedule) cannot happen in a peek.
-	case 2:
-		h.Paused = true
-		until()
-	case 3:
+	case replyPaused:
+		h.Paused, h.PausedUntil = true, untilMs(res[1])
+	case replyDaily:
 		h.DailyExhausted = true
-	case 4:
+	case replyTooLarge:
 		h.TooLarge = true
-	case 6:
-		h.ModelPaused = true
-		until()
+	case replyModelPaused:
+		h.ModelPaused, h.PausedUntil = true, untilMs(res[1])
 	default:
 		return h, fmt.Errorf("quota: peek %s: unexpected reply %v", account, res)
 	}

@@ -1,7 +1,8 @@
--- bucket.lua: token-bucket helpers shared by reserve.lua, settle.lua and the
--- Go snapshot code (limiter.go mirrors shape/refill). Go prepends this file to
--- reserve.lua and settle.lua before loading them, so it has no KEYS or ARGV of
--- its own and returns nothing.
+-- bucket.lua: token-bucket helpers shared by reserve.lua, settle.lua,
+-- slowdown.lua and snapshot.lua (the one implementation of the bucket
+-- arithmetic: Go computes no levels). Go prepends this file to those scripts
+-- before loading them, so it has no KEYS or ARGV of its own and returns
+-- nothing.
 --
 -- Fields of the limits hash (KEYS[1] of the scripts), per bucket p = 'r'
 -- (requests) or 't' (tokens):

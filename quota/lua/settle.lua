@@ -1,52 +1,58 @@
--- settle.lua: close a reservation (bucket.lua is prepended by Go). It removes
--- the reservation from the in-flight set, reconciles the debit with what the
--- provider charged, learns limits from the response headers and moves the
--- levels to the provider's remaining figures.
---
--- KEYS[1] limits hash    promptq:{acct}:limits (fields: see bucket.lua)
--- KEYS[2] inflight zset  promptq:{acct}:inflight
--- KEYS[3] day hash       promptq:{acct}:day:<date of the reservation>
--- KEYS[4] stats hash     promptq:{acct}:stats (est_n, est_abs, est_rel)
--- KEYS[5] tenants hash   promptq:{acct}:tenants (read only; tenant -> budget JSON)
--- KEYS[6] tenant hash    promptq:{acct}:tenant:<tenant of the reservation>
--- KEYS[7] calib hash     promptq:{acct}:calib (see calib.lua)
--- KEYS[8] sent zset      promptq:{acct}:sent (see reserve.lua)
---
--- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
--- ARGV[2]  mode: 'settle' (usage known), 'unknown' (outcome unknown: keep the
---          debit), 'refund' (the provider did not charge: give it back) or
---          'sync' (a stream just opened: apply its headers, keep the
---          reservation in flight for the settle that follows)
--- ARGV[3]  inflight member of the reservation
--- ARGV[4]  reserved requests
--- ARGV[5]  reserved tokens
--- ARGV[6]  reservation time, ms epoch
--- ARGV[7]  settle: tokens the provider's TPM bucket charged
--- ARGV[8]  settle: actual total tokens (billed; goes to the daily counter)
--- ARGV[9]  settle: estimated input tokens (<= 0: no estimate sample)
--- ARGV[10] settle: actual input tokens
--- ARGV[11] configured requests per minute (0 = none)
--- ARGV[12] configured tokens per minute (0 = none)
--- ARGV[13] burst ms
--- ARGV[14] x-ratelimit-limit-requests (-1 unknown)
--- ARGV[15] x-ratelimit-remaining-requests (-1 unknown)
--- ARGV[16] x-ratelimit-limit-tokens (-1 unknown)
--- ARGV[17] x-ratelimit-remaining-tokens (-1 unknown)
--- ARGV[18] requests limit inferred from remaining+reset (-1 none); used only
---          while no limit has been learned from a limit header
--- ARGV[19] tokens limit inferred likewise (-1 none)
--- ARGV[20] day hash TTL ms
--- ARGV[21] x-ratelimit-reset-requests in ms (-1 unknown)
--- ARGV[22] x-ratelimit-reset-tokens in ms (-1 unknown)
--- ARGV[23] reorder window ms: requests sent less than this apart may reach
---          the provider in either order (see "Header sync" below)
--- ARGV[24] tenant of the reservation ('' = none: KEYS[5], KEYS[6] untouched)
--- ARGV[25] budget day of the reservation, YYYY-MM-DD
--- ARGV[26] tenant burst ms: capacity of a tenant's buckets, as refill time
--- ARGV[27] the reservation's member of the sent set (id:chars:tokens:max_output)
--- ARGV[28] 1 when the caller refused an absurd accounting signal (negative
---          or impossibly large usage), counted in the calibration's 'bad';
---          else 0
+-- settle.lua: close a reservation (now.lua, bucket.lua and calib.lua are
+-- prepended by Go). It removes the reservation from the in-flight set,
+-- reconciles the debit with what the provider charged, learns limits from
+-- the response headers and moves the levels to the provider's remaining
+-- figures.
+
+local K = {
+  limits   = KEYS[1], -- hash promptq:{acct}:limits (fields: see bucket.lua)
+  inflight = KEYS[2], -- zset promptq:{acct}:inflight
+  day      = KEYS[3], -- hash promptq:{acct}:day:<date of the reservation>
+  stats    = KEYS[4], -- hash promptq:{acct}:stats (est_n, est_abs, est_rel)
+  tenants  = KEYS[5], -- hash promptq:{acct}:tenants (read only; tenant -> budget JSON)
+  tenant   = KEYS[6], -- hash promptq:{acct}:tenant:<tenant of the reservation>
+  calib    = KEYS[7], -- hash promptq:{acct}:calib (see calib.lua)
+  sent     = KEYS[8], -- zset promptq:{acct}:sent (see reserve.lua)
+}
+
+local A = {
+  now                = ARGV[1],            -- '' (now from Redis TIME) or, in tests only, now in ms epoch
+  mode               = ARGV[2],            -- 'settle', 'unknown', 'refund' or 'sync' (1)
+  member             = ARGV[3],            -- inflight member of the reservation
+  requests           = tonumber(ARGV[4]),  -- reserved requests
+  tokens             = tonumber(ARGV[5]),  -- reserved tokens
+  at_ms              = tonumber(ARGV[6]),  -- reservation (send) time, ms epoch
+  charged            = tonumber(ARGV[7]),  -- settle: tokens the provider's TPM bucket charged
+  total              = tonumber(ARGV[8]),  -- settle: actual total tokens (billed; goes to the daily counter)
+  estimated_input    = tonumber(ARGV[9]),  -- settle: estimated input tokens (<= 0: no estimate sample)
+  input              = tonumber(ARGV[10]), -- settle: actual input tokens
+  rpm                = tonumber(ARGV[11]), -- configured requests per minute (0 = none)
+  tpm                = tonumber(ARGV[12]), -- configured tokens per minute (0 = none)
+  burst_ms           = tonumber(ARGV[13]), -- capacity of a configured bucket, as refill time
+  limit_requests     = tonumber(ARGV[14]), -- x-ratelimit-limit-requests (-1 unknown)
+  remaining_requests = tonumber(ARGV[15]), -- x-ratelimit-remaining-requests (-1 unknown)
+  limit_tokens       = tonumber(ARGV[16]), -- x-ratelimit-limit-tokens (-1 unknown)
+  remaining_tokens   = tonumber(ARGV[17]), -- x-ratelimit-remaining-tokens (-1 unknown)
+  inferred_requests  = tonumber(ARGV[18]), -- requests limit inferred from remaining+reset (-1 none) (2)
+  inferred_tokens    = tonumber(ARGV[19]), -- tokens limit inferred likewise (-1 none) (2)
+  day_ttl_ms         = ARGV[20],           -- TTL of the day hash
+  reset_requests_ms  = tonumber(ARGV[21]), -- x-ratelimit-reset-requests in ms (-1 unknown)
+  reset_tokens_ms    = tonumber(ARGV[22]), -- x-ratelimit-reset-tokens in ms (-1 unknown)
+  reorder_window_ms  = tonumber(ARGV[23]), -- requests sent less than this apart may arrive in either order (3)
+  tenant             = ARGV[24],           -- tenant of the reservation ('' = none: K.tenants, K.tenant untouched)
+  date               = ARGV[25],           -- budget day of the reservation, YYYY-MM-DD
+  tenant_burst_ms    = tonumber(ARGV[26]), -- capacity of a tenant's buckets, as refill time
+  sent_member        = ARGV[27],           -- the reservation's member of the sent set (id:chars:tokens:max_output)
+  bad                = ARGV[28] == '1',    -- the caller refused an absurd accounting signal (4)
+}
+-- (1) 'settle': usage known; 'unknown': outcome unknown, keep the debit;
+--     'refund': the provider did not charge, give it back; 'sync': a
+--     stream just opened, apply its headers and keep the reservation in
+--     flight for the settle that follows.
+-- (2) Used only while no limit has been learned from a limit header.
+-- (3) See "Header sync" below.
+-- (4) Negative or impossibly large usage, counted in the calibration's
+--     'bad'.
 --
 -- Returns 1 when the reservation was still in flight (its debit was
 -- reconciled), 0 when it had already been settled or had expired (the debit
@@ -88,29 +94,18 @@
 --   send time < hat - W    older: ignored, since newer facts already cover it
 --                          and its "sent after" set is gone
 
--- Time comes from Redis (TIME), one clock for every worker: no caller's
--- clock can move shared state. A non-empty now argument is a test-only
--- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local now = script_now(ARGV[1])
-local mode = ARGV[2]
-local rc, tc, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = script_now(A.now)
+local mode = A.mode
+local rc, tc, at = A.requests, A.tokens, A.at_ms
 
 local removed = 0
 if mode ~= 'sync' then
-  removed = redis.call('ZREM', KEYS[2], ARGV[3])
+  removed = redis.call('ZREM', K.inflight, A.member)
 end
 -- Any settled outcome ends the cold-start probe of reserve.lua.
-redis.call('HSET', KEYS[1], 'seen', 1)
+redis.call('HSET', K.limits, 'seen', 1)
 
-local h = redis.call('HMGET', KEYS[1], 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat', 'rcapl', 'tcapl',
+local h = redis.call('HMGET', K.limits, 'rlim', 'rlvl', 'tlim', 'tlvl', 'ts', 'hat', 'rcapl', 'tcapl',
   'ramp_f', 'ramp_ts', 'ramp_g', 'ramp_iv')
 -- The slow_down ramp fraction shapes the buckets exactly as in reserve.lua.
 local ramp = ramp_fraction(h[9], h[10], h[11], h[12], now)
@@ -119,22 +114,22 @@ local elapsed = now - ts
 if elapsed < 0 then
   elapsed = 0
 end
-local burst = tonumber(ARGV[13])
-local cfg_r, cfg_t = tonumber(ARGV[11]), tonumber(ARGV[12])
+local burst = A.burst_ms
+local cfg_r, cfg_t = A.rpm, A.tpm
 local fields = {'ts', math.max(ts, now)}
 
 -- Learn limits: a limit header always wins; an inferred limit only fills a gap.
 local learned_r, learned_t = tonumber(h[1]) or 0, tonumber(h[3]) or 0
 local new_r, new_t = learned_r, learned_t
-if tonumber(ARGV[14]) > 0 then
-  new_r = tonumber(ARGV[14])
-elseif learned_r <= 0 and tonumber(ARGV[18]) > 0 then
-  new_r = tonumber(ARGV[18])
+if A.limit_requests > 0 then
+  new_r = A.limit_requests
+elseif learned_r <= 0 and A.inferred_requests > 0 then
+  new_r = A.inferred_requests
 end
-if tonumber(ARGV[16]) > 0 then
-  new_t = tonumber(ARGV[16])
-elseif learned_t <= 0 and tonumber(ARGV[19]) > 0 then
-  new_t = tonumber(ARGV[19])
+if A.limit_tokens > 0 then
+  new_t = A.limit_tokens
+elseif learned_t <= 0 and A.inferred_tokens > 0 then
+  new_t = A.inferred_tokens
 end
 if new_r ~= learned_r then
   table.insert(fields, 'rlim')
@@ -147,17 +142,17 @@ end
 
 -- A remaining figure above the limit is garbage: it must not raise the
 -- level nor teach the calibration anything.
-local rrem, trem = tonumber(ARGV[15]), tonumber(ARGV[17])
+local rrem, trem = A.remaining_requests, A.remaining_tokens
 if new_r > 0 and rrem > new_r then rrem = -1 end
 -- (Without a learned limit, remaining above the configured per-minute cap
 -- is as impossible.)
 local trem_bad = (new_t > 0 and trem > new_t) or (new_t <= 0 and cfg_t > 0 and trem > cfg_t)
 if trem_bad then
-  redis.call('HINCRBY', KEYS[7], 'bad', 1)
+  redis.call('HINCRBY', K.calib, 'bad', 1)
   trem = -1
 end
-if ARGV[28] == '1' then
-  redis.call('HINCRBY', KEYS[7], 'bad', 1)
+if A.bad then
+  redis.call('HINCRBY', K.calib, 'bad', 1)
 end
 
 -- Learn each bucket's capacity: a bucket refilling limit/60s that is full
@@ -180,8 +175,8 @@ local function cap_base(new, old_lim, old_cap)
   if new ~= old_lim then return 0 end
   return old_cap
 end
-capl_r = learn_cap(new_r, rrem, tonumber(ARGV[21]), cap_base(new_r, learned_r, old_capl_r))
-capl_t = learn_cap(new_t, trem, tonumber(ARGV[22]), cap_base(new_t, learned_t, old_capl_t))
+capl_r = learn_cap(new_r, rrem, A.reset_requests_ms, cap_base(new_r, learned_r, old_capl_r))
+capl_t = learn_cap(new_t, trem, A.reset_tokens_ms, cap_base(new_t, learned_t, old_capl_t))
 if capl_r ~= old_capl_r then
   table.insert(fields, 'rcapl')
   table.insert(fields, capl_r)
@@ -207,8 +202,8 @@ end
 -- A daily counter never goes below zero, whatever a refund or a usage
 -- figure asks (a counter driven negative would admit past the budget).
 local function day_add(field, n)
-  if redis.call('HINCRBY', KEYS[3], field, n) < 0 then
-    redis.call('HSET', KEYS[3], field, 0)
+  if redis.call('HINCRBY', K.day, field, n) < 0 then
+    redis.call('HSET', K.day, field, 0)
   end
 end
 
@@ -219,23 +214,23 @@ if removed == 1 then
     if tlvl then tlvl = tlvl + tc end
     day_add('req', -rc)
     day_add('tok', -tc)
-    redis.call('PEXPIRE', KEYS[3], ARGV[20])
+    redis.call('PEXPIRE', K.day, A.day_ttl_ms)
   elseif mode == 'settle' then
     -- Usage corrects the debit only when the provider gave no remaining
     -- figure: its limiter may count otherwise than its billing (OpenAI
     -- charges characters/4 at admission), and the header sync below puts
     -- the level where the provider's is.
-    if tlvl and trem < 0 then tlvl = tlvl + tc - tonumber(ARGV[7]) end
-    local delta = tonumber(ARGV[8]) - tc
+    if tlvl and trem < 0 then tlvl = tlvl + tc - A.charged end
+    local delta = A.total - tc
     if delta ~= 0 then
       day_add('tok', delta)
-      redis.call('PEXPIRE', KEYS[3], ARGV[20])
+      redis.call('PEXPIRE', K.day, A.day_ttl_ms)
     end
-    local est, act = tonumber(ARGV[9]), tonumber(ARGV[10])
+    local est, act = A.estimated_input, A.input
     if est > 0 and act > 0 then
-      redis.call('HINCRBY', KEYS[4], 'est_n', 1)
-      redis.call('HINCRBYFLOAT', KEYS[4], 'est_abs', fmt(math.abs(est - act)))
-      redis.call('HINCRBYFLOAT', KEYS[4], 'est_rel', fmt((est - act) / act))
+      redis.call('HINCRBY', K.stats, 'est_n', 1)
+      redis.call('HINCRBYFLOAT', K.stats, 'est_abs', fmt(math.abs(est - act)))
+      redis.call('HINCRBYFLOAT', K.stats, 'est_rel', fmt((est - act) / act))
     end
   end
 end
@@ -243,39 +238,39 @@ end
 -- The tenant's buckets, if it (still) has a budget, get the same
 -- reconciliation as the account's: all back on refund, the input estimate's
 -- error on settle. Headers say nothing about a tenant.
-local tenant = ARGV[24]
+local tenant = A.tenant
 if removed == 1 and tenant ~= '' and mode ~= 'unknown' then
-  local tb = tenant_budget(redis.call('HGET', KEYS[5], tenant))
+  local tb = tenant_budget(redis.call('HGET', K.tenants, tenant))
   if tb then
-    local th = redis.call('HMGET', KEYS[6], 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
+    local th = redis.call('HMGET', K.tenant, 'rlvl', 'tlvl', 'ts', 'day', 'dreq')
     local tts = tonumber(th[3]) or now
     local tel = math.max(0, now - tts)
     local tf = {'ts', math.max(tts, now)}
-    local back_r, back_t = 0, tc - tonumber(ARGV[7])
+    local back_r, back_t = 0, tc - A.charged
     if mode == 'refund' then
       back_r, back_t = rc, tc
-      if th[4] == ARGV[25] then
+      if th[4] == A.date then
         table.insert(tf, 'dreq')
         table.insert(tf, math.max(0, (tonumber(th[5]) or 0) - rc))
       end
     end
     if tb.rpm > 0 and th[1] then
-      local cap = tb.rpm * tonumber(ARGV[26]) / 60000
+      local cap = tb.rpm * A.tenant_burst_ms / 60000
       table.insert(tf, 'rlvl')
       table.insert(tf, fmt(math.min(cap, refill(tonumber(th[1]), cap, tb.rpm / 60000, tel) + back_r)))
     end
     if tb.tpm > 0 and th[2] then
-      local cap = tb.tpm * tonumber(ARGV[26]) / 60000
+      local cap = tb.tpm * A.tenant_burst_ms / 60000
       table.insert(tf, 'tlvl')
       table.insert(tf, fmt(math.min(cap, refill(tonumber(th[2]), cap, tb.tpm / 60000, tel) + back_t)))
     end
-    redis.call('HSET', KEYS[6], unpack(tf))
+    redis.call('HSET', K.tenant, unpack(tf))
   end
 end
 
 -- The sent set keeps what the provider charged: a refused request leaves it.
 if mode == 'refund' then
-  redis.call('ZREM', KEYS[8], ARGV[27])
+  redis.call('ZREM', K.sent, A.sent_member)
 end
 
 -- Calibrate the cost estimate (calib.lua) from the provider's remaining
@@ -283,18 +278,18 @@ end
 if trem >= 0 and new_t > 0 then
   local cap = new_t
   if capl_t > 0 and capl_t < cap then cap = capl_t end
-  cal_observe(KEYS[7], KEYS[8], ARGV[27], at, trem, new_t, cap, tonumber(ARGV[23]), now, mode ~= 'refund')
+  cal_observe(K.calib, K.sent, A.sent_member, at, trem, new_t, cap, A.reorder_window_ms, now, mode ~= 'refund')
 elseif mode == 'settle' and not trem_bad and trem < 0 then
-  redis.call('HINCRBY', KEYS[7], 'missing', 1)
-  local c, t = string.match(ARGV[27], ':(%d+):(%d+):%d+$')
-  if c and tonumber(ARGV[10]) > 0 then
-    cal_usage(KEYS[7], tonumber(ARGV[10]), tonumber(c), tonumber(t))
+  redis.call('HINCRBY', K.calib, 'missing', 1)
+  local c, t = string.match(A.sent_member, ':(%d+):(%d+):%d+$')
+  if c and A.input > 0 then
+    cal_usage(K.calib, A.input, tonumber(c), tonumber(t))
   end
 end
 
 -- Sync to the provider's remaining figures, if this response is fresh
 -- (see "Header sync" above).
-local win = tonumber(ARGV[23])
+local win = A.reorder_window_ms
 local hat = tonumber(h[6])
 local sync_r = rl > 0 and rrem >= 0
 local sync_t = tl > 0 and trem >= 0
@@ -318,10 +313,10 @@ if (sync_r or sync_t) and (hat == nil or at >= hat - win) then
   -- may not have).
   local after_r, after_t, near_r, near_t = 0, 0, 0, 0
   local afters = {} -- {send ms, requests, tokens} of those sent after this one
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  for _, m in ipairs(redis.call('ZRANGE', K.inflight, 0, -1)) do
     local _, mr, mt, mat = string.match(m, '^([^:]*):(%d+):(%d+):(%d+)$')
     mat = tonumber(mat)
-    if m == ARGV[3] then
+    if m == A.member then
       -- this request itself (still in flight in 'sync' mode): counted
     elseif mat and mat >= at then
       after_r = after_r + tonumber(mr)
@@ -381,5 +376,5 @@ if tl > 0 and tlvl then
   table.insert(fields, 'tlvl')
   table.insert(fields, fmt(tlvl))
 end
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', K.limits, unpack(fields))
 return removed

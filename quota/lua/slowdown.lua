@@ -1,6 +1,7 @@
--- slowdown.lua: start or deepen an account's slow_down ramp (bucket.lua is
--- prepended by Go for ramp_fraction). The fraction in force now is cut, and
--- from now on grows by the factor 1+growth per interval until it is back at 1.
+-- slowdown.lua: start or deepen an account's slow_down ramp (now.lua and
+-- bucket.lua are prepended by Go, for script_now and ramp_fraction). The
+-- fraction in force now is cut, and from now on grows by the factor
+-- 1+growth per interval until it is back at 1.
 -- One incident is cut once: slow_downs arriving within the cooldown of the
 -- last cut (several workers answered 503 for the same burst) leave the ramp
 -- alone; a slow_down after that cuts again from the current fraction.
@@ -15,17 +16,6 @@
 -- ARGV[6] cooldown ms: no second cut within this long of the last one
 --
 -- Returns the new fraction as a string (fixed notation, 6 decimals).
-
--- Time comes from Redis (TIME), one clock for every worker: no caller's
--- clock can move shared state. A non-empty now argument is a test-only
--- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 local now = script_now(ARGV[1])
 local h = redis.call('HMGET', KEYS[1], 'ramp_f', 'ramp_ts', 'ramp_g', 'ramp_iv')
