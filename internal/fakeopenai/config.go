@@ -3,6 +3,8 @@ package fakeopenai
 import (
 	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,6 +94,10 @@ type Config struct {
 	// RetryAfter is how rate-limit 429s carry their wait. Default
 	// RetryAfterDefault (RetryAfterBoth).
 	RetryAfter RetryAfter
+	// Models, when not empty, are the models the server serves: a request
+	// for another model gets 404 model_not_found. Default empty: every model
+	// but "bad-model".
+	Models []string
 	// Clock tells the time for the rate-limit buckets, mode expiry and stats
 	// timestamps. Default time.Now. Latency always uses real timers.
 	Clock func() time.Time
@@ -137,6 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fakeopenai: ChargeScale must be 0.1-10 (0 = default %v), got %v", ChargeScaleDefault, c.ChargeScale)
 	case c.ChargeNoise < 0 || c.ChargeNoise > MaxChargeNoise:
 		return fmt.Errorf("fakeopenai: ChargeNoise must be 0-%v, got %v", MaxChargeNoise, c.ChargeNoise)
+	case slices.Contains(c.Models, ""):
+		return fmt.Errorf("fakeopenai: Models must not contain an empty name, got %q", c.Models)
 	case c.RetryAfter != "" && c.RetryAfter != RetryAfterBoth && c.RetryAfter != RetryAfterSeconds:
 		return fmt.Errorf("fakeopenai: RetryAfter must be both or seconds (empty = default %s), got %q", RetryAfterDefault, c.RetryAfter)
 	}
@@ -166,13 +174,27 @@ const (
 	// ("reduce your request rate to its original level ... then gradually
 	// increase it").
 	ModeSlowDown Mode = "slow_down"
+	// ModeUnauthorized answers every API request with 401 invalid_api_key,
+	// as OpenAI does for a revoked or wrong key (the key is masked in the
+	// message).
+	ModeUnauthorized Mode = "unauthorized"
+	// ModeModelNotFound answers every API request with 404 model_not_found,
+	// whatever the model, as for a key that lost access to it.
+	ModeModelNotFound Mode = "model_not_found"
 )
 
+// modes are the known modes.
+var modes = []Mode{ModeNormal, ModeInsufficientQuota, ModeUnauthorized, ModeModelNotFound,
+	ModeServerError, ModeSlowDown, ModeSlow, ModeReset, ModeTruncate}
+
 // Valid reports whether m is one of the known modes.
-func (m Mode) Valid() bool {
-	switch m {
-	case ModeNormal, ModeInsufficientQuota, ModeServerError, ModeReset, ModeSlow, ModeTruncate, ModeSlowDown:
-		return true
+func (m Mode) Valid() bool { return slices.Contains(modes, m) }
+
+// modeNames lists the known modes for messages.
+func modeNames() string {
+	names := make([]string, len(modes))
+	for i, m := range modes {
+		names[i] = string(m)
 	}
-	return false
+	return strings.Join(names, ", ")
 }

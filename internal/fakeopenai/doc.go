@@ -31,7 +31,9 @@
 // n = min(Config.OutputTokens, the request's max tokens).
 //
 // The order of checks for one request is: reset mode (connection closed),
-// auth (401), body and model validation (400/404), quota mode (429
+// auth (401 invalid_api_key, always in ModeUnauthorized), body and model
+// validation (400; 404 model_not_found for a model outside Config.Models
+// and for every model in ModeModelNotFound), quota mode (429
 // insufficient_quota), rate limits (429 rate_limit_exceeded), server-error
 // mode (charged, like a real failure after admission), latency (context-aware),
 // answer (cut short in truncate mode).
@@ -54,4 +56,35 @@
 //
 //	curl -XPOST localhost:8089/_fake/mode -d '{"mode":"server_error","for":"10s"}'
 //	curl localhost:8089/_fake/stats
+//
+// # Accounts
+//
+// NewAccounts runs several accounts in one process, as a pool of keys or
+// deployments sees them: each account is an independent Server (its own
+// buckets, mode and Stats) built from a base Config and an AccountSpec
+// (limits, latency, charge, starting mode, models, key). ParseAccountSpec
+// reads the flag form "name[:key=value,...]", for example
+// "east:rpm=300,tpm=24000" or "overflow:rpm=60,tpm=20000,latency=2s,models=gpt-4o-mini|gpt-4.1".
+// Accounts serves:
+//
+//	/<name>/v1/...                   that account's API (base URL http://host:port/<name>/v1)
+//	/<name>/_fake/...                that account's admin endpoints
+//	/_fake/mode?account=<name>       one account's mode, limits, stats or reset (also /_fake/limits, /_fake/stats, /_fake/reset)
+//	/_fake/mode, /_fake/reset        without ?account=: every account; answers keyed by name
+//	/_fake/stats, GET /_fake/limits  without ?account=: an object keyed by account name
+//	/healthz
+//
+// An unknown account is a 404 with OpenAI's invalid_request_error body.
+// In a test:
+//
+//	accts, err := fakeopenai.NewAccounts(fakeopenai.Config{APIKey: "sk-test"}, []fakeopenai.AccountSpec{
+//		{Name: "east", RPM: 300, TPM: 24_000},
+//		{Name: "overflow", RPM: 60, TPM: 20_000, Latency: 2 * time.Second},
+//	})
+//	srv := httptest.NewServer(accts)
+//	east := openai.NewClient(option.WithBaseURL(srv.URL+"/east/v1"), option.WithAPIKey("sk-test"))
+//	accts.Account("east").SetMode(fakeopenai.ModeInsufficientQuota, 0)
+//	st := accts.Account("east").Stats() // st.RequestsAfterFirstQuotaError, ...
+//
+//	curl -XPOST 'localhost:8089/_fake/mode?account=east' -d '{"mode":"unauthorized"}'
 package fakeopenai

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ func New(cfg Config) *Server {
 		panic(err)
 	}
 	cfg = cfg.WithDefaults()
+	cfg.Models = slices.Clone(cfg.Models)
 	return &Server{
 		cfg:      cfg,
 		mode:     ModeNormal,
@@ -185,7 +187,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		abort(w)
 		return
 	}
-	if e := s.checkAuth(r.Header.Get("Authorization")); e != nil {
+	if e := s.checkAuth(r.Header.Get("Authorization"), mode); e != nil {
 		fail(e, s.rateHeaders(), &s.stats.AuthErrors)
 		return
 	}
@@ -195,7 +197,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, parse func([]b
 		return
 	}
 	c, e := parse(body)
-	if e == nil && c.model == "bad-model" {
+	if e == nil && !s.serves(c.model, mode) {
 		e = invalidRequest(http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", c.model), "", "model_not_found")
 	}
 	if e != nil {
@@ -331,13 +333,26 @@ func (s *Server) succeeded(a *answer) {
 	}
 }
 
-func (s *Server) checkAuth(h string) *apiError {
+// serves reports whether the server answers for model in mode.
+func (s *Server) serves(model string, mode Mode) bool {
+	switch {
+	case mode == ModeModelNotFound, model == "bad-model":
+		return false
+	case len(s.cfg.Models) > 0:
+		return slices.Contains(s.cfg.Models, model)
+	}
+	return true
+}
+
+// checkAuth checks the Authorization header; in ModeUnauthorized every key
+// is refused.
+func (s *Server) checkAuth(h string, mode Mode) *apiError {
 	key, ok := strings.CutPrefix(h, "Bearer ")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
 		return invalidRequest(http.StatusUnauthorized, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.", "", "")
 	}
-	if s.cfg.APIKey != "" && key != s.cfg.APIKey {
+	if mode == ModeUnauthorized || (s.cfg.APIKey != "" && key != s.cfg.APIKey) {
 		return invalidRequest(http.StatusUnauthorized, fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", maskKey(key)), "", "invalid_api_key")
 	}
 	return nil
@@ -443,44 +458,58 @@ func (s *Server) latency(mode Mode) time.Duration {
 	return max(d, 0)
 }
 
+// modeJSON is the body of /_fake/mode, in both directions.
+type modeJSON struct {
+	Mode Mode   `json:"mode"`
+	For  string `json:"for,omitempty"`
+}
+
 // serveMode handles GET and POST /_fake/mode.
 func (s *Server) serveMode(w http.ResponseWriter, r *http.Request) {
-	type modeJSON struct {
-		Mode Mode   `json:"mode"`
-		For  string `json:"for,omitempty"`
-	}
 	switch r.Method {
 	case http.MethodGet:
 	case http.MethodPost:
-		var req modeJSON
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&req); err != nil {
-			http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
+		m, d, err := decodeMode(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if !req.Mode.Valid() {
-			http.Error(w, fmt.Sprintf("unknown mode %q", req.Mode), http.StatusBadRequest)
-			return
-		}
-		var d time.Duration
-		if req.For != "" {
-			var err error
-			if d, err = time.ParseDuration(req.For); err != nil || d < 0 {
-				http.Error(w, fmt.Sprintf("bad duration %q for \"for\"", req.For), http.StatusBadRequest)
-				return
-			}
-		}
-		s.SetMode(req.Mode, d)
+		s.SetMode(m, d)
 	default:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	writeJSON(w, http.StatusOK, s.modeView())
+}
+
+// decodeMode reads a POST /_fake/mode body.
+func decodeMode(r *http.Request) (Mode, time.Duration, error) {
+	var req modeJSON
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&req); err != nil {
+		return "", 0, fmt.Errorf("bad JSON: %w", err)
+	}
+	if !req.Mode.Valid() {
+		return "", 0, fmt.Errorf("unknown mode %q", req.Mode)
+	}
+	var d time.Duration
+	if req.For != "" {
+		var err error
+		if d, err = time.ParseDuration(req.For); err != nil || d < 0 {
+			return "", 0, fmt.Errorf("bad duration %q for \"for\"", req.For)
+		}
+	}
+	return req.Mode, d, nil
+}
+
+// modeView is the mode in force and, when it expires, how long it has left.
+func (s *Server) modeView() modeJSON {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := modeJSON{Mode: s.modeLocked(s.cfg.Clock())}
 	if !s.modeUntil.IsZero() {
 		out.For = s.modeUntil.Sub(s.cfg.Clock()).String()
 	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // setHeaders sets the headers every API answer carries.
