@@ -64,6 +64,14 @@ func Calib(acct string) string { return tag(acct) + "calib" }
 // calibration matches against the provider's remaining figures.
 func Sent(acct string) string { return tag(acct) + "sent" }
 
+// Pools is the set of the pools workers have run with (promptq worker
+// --pool), read by admin commands only.
+func Pools() string { return Prefix + "pools" }
+
+// Pool is the hash of a pool's accounts: account -> tier, written by its
+// workers at start, read by admin commands (shares of the pool's traffic).
+func Pool(name string) string { return Prefix + "pool:" + name }
+
 // PauseModels is the hash of an account's pauses for one model alone
 // (model_not_found in a pool): model -> until in ms epoch (0 = indefinite).
 func PauseModels(acct string) string { return tag(acct) + "pause:models" }

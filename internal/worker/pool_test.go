@@ -30,13 +30,13 @@ func TestChoose(t *testing.T) {
 		soon      bool
 		wait      time.Duration
 	}{
-		{"soonest of the tier", []quota.Headroom{fits("a", 800 * time.Millisecond), fits("b", 100 * time.Millisecond), fits("c", 0)},
+		{"soonest of the tier", []quota.Headroom{fits("a", 800*time.Millisecond), fits("b", 100*time.Millisecond), fits("c", 0)},
 			"b", 800*time.Millisecond + NearTie, true, 0},
-		{"better tier within the window beats an idle lower tier", []quota.Headroom{fits("a", 1900 * time.Millisecond), {Account: "b", Paused: true}, fits("c", 0)},
+		{"better tier within the window beats an idle lower tier", []quota.Headroom{fits("a", 1900*time.Millisecond), {Account: "b", Paused: true}, fits("c", 0)},
 			"a", window, true, 0},
-		{"spill when the tier cannot admit within the window", []quota.Headroom{fits("a", 3 * time.Second), fits("b", 2500 * time.Millisecond), fits("c", 300 * time.Millisecond)},
+		{"spill when the tier cannot admit within the window", []quota.Headroom{fits("a", 3*time.Second), fits("b", 2500*time.Millisecond), fits("c", 300*time.Millisecond)},
 			"c", window, true, 300 * time.Millisecond},
-		{"nothing within the window", []quota.Headroom{fits("a", 3 * time.Second), fits("b", 4 * time.Second), fits("c", 5 * time.Second)},
+		{"nothing within the window", []quota.Headroom{fits("a", 3*time.Second), fits("b", 4*time.Second), fits("c", 5*time.Second)},
 			"", 0, true, 3 * time.Second},
 		{"all refuse", []quota.Headroom{{Account: "a", Paused: true}, {Account: "b", DailyExhausted: true}, {Account: "c", ModelPaused: true}},
 			"", 0, false, 0},

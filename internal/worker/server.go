@@ -16,6 +16,7 @@ import (
 
 	"github.com/promptq/promptq/internal/answer"
 	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/internal/provider"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
@@ -216,6 +217,11 @@ func startGate(ctx context.Context, cfg *Config, insp *asynq.Inspector, log zero
 			return nil, fmt.Errorf("register account with Redis: %w", err)
 		}
 	}
+	if len(cfg.Pool) > 0 {
+		if err := registerPool(ctx, cfg.RDB, cfg.Handler.Account, cfg.Pool); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Handler.DefaultPause = gcfg.WithDefaults().DefaultPause
 	go func() {
 		if err := g.Run(ctx, accounts...); err != nil && !errors.Is(err, context.Canceled) {
@@ -223,6 +229,21 @@ func startGate(ctx context.Context, cfg *Config, insp *asynq.Inspector, log zero
 		}
 	}()
 	return g, nil
+}
+
+// registerPool records the pool's accounts and tiers for admin commands.
+func registerPool(ctx context.Context, rdb redis.UniversalClient, name string, pool []PoolAccount) error {
+	fields := make([]any, 0, 2*len(pool))
+	for _, a := range pool {
+		fields = append(fields, a.Account, max(a.Tier, 1))
+	}
+	if err := rdb.HSet(ctx, keys.Pool(name), fields...).Err(); err != nil {
+		return fmt.Errorf("register pool with Redis: %w", err)
+	}
+	if err := rdb.SAdd(ctx, keys.Pools(), name).Err(); err != nil {
+		return fmt.Errorf("register pool with Redis: %w", err)
+	}
+	return nil
 }
 
 // newWorkerHandler builds the handler: for the worker's account, or routing
