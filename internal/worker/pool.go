@@ -30,9 +30,18 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 	started := time.Now()
 	waited := false
 	opts := []quota.ReserveOption{quota.WithTenant(j.p.Tenant), quota.WithModel(j.p.Model)}
-	for {
+	for round := 0; ; round++ {
+		if round > 0 && time.Since(started) > 2*h.cfg.MaxInlineWait {
+			// Accounts paused and resumed under our feet, turns taken as
+			// soon as found: let the slot take other work for a moment.
+			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: time.Second, Reason: "pool busy; asking again"}
+		}
 		cands, paused := h.candidates(j)
 		if len(cands) == 0 {
+			if h.waitPoolPause(ctx, paused, nil, started) {
+				waited = true
+				continue
+			}
 			return nil, quota.Reservation{}, waited, h.poolWait(paused, nil)
 		}
 		names := make([]string, len(cands))
@@ -79,6 +88,10 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 		case pk.tooLarge:
 			return nil, quota.Reservation{}, waited, tooLarge(j.input, j.maxOut, "every account's")
 		case !pk.soon:
+			if h.waitPoolPause(ctx, paused, hs, started) {
+				waited = true
+				continue
+			}
 			return nil, quota.Reservation{}, waited, h.poolWait(paused, hs)
 		case pk.wait > h.cfg.MaxInlineWait:
 			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(pk.wait), Reason: "waiting for quota headroom on every account of the pool"}
@@ -123,10 +136,29 @@ func (h *Handler) candidates(j *job) (cands []*route, paused []quota.Headroom) {
 // Accounts that refused the task in this attempt are paused by the gate
 // already, so the task finds them so when it comes back.
 func (h *Handler) poolWait(paused, peeked []quota.Headroom) error {
-	var first time.Time
-	indefinite := false
-	for _, ps := range [][]quota.Headroom{paused, peeked} {
-		for _, p := range ps {
+	const reason = "every account of the pool that serves the model is paused"
+	switch first, indefinite := firstEnd(paused, peeked); {
+	case !first.IsZero():
+		return h.pausedWait(first, reason)
+	case indefinite:
+		return h.pausedWait(time.Time{}, reason)
+	}
+	return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "no account of the pool can take the task now"}
+}
+
+// waitPoolPause waits out the first pause of the pool's accounts when it
+// ends within MaxInlineWait of started (a rate limit's precise wait), and
+// reports whether it did: the task then asks the pool again in this slot.
+func (h *Handler) waitPoolPause(ctx context.Context, paused, peeked []quota.Headroom, started time.Time) bool {
+	first, _ := firstEnd(paused, peeked)
+	return !first.IsZero() && h.waitShortPause(ctx, first, started)
+}
+
+// firstEnd is the first end of the pauses (wholly or for the model) and
+// budget days among hs, and whether one of them is indefinite.
+func firstEnd(hss ...[]quota.Headroom) (first time.Time, indefinite bool) {
+	for _, hs := range hss {
+		for _, p := range hs {
 			var until time.Time
 			switch {
 			case p.Paused, p.ModelPaused:
@@ -145,13 +177,7 @@ func (h *Handler) poolWait(paused, peeked []quota.Headroom) error {
 			}
 		}
 	}
-	switch {
-	case !first.IsZero():
-		return h.pausedWait(first, "every account of the pool that serves the model is paused")
-	case indefinite:
-		return h.pausedWait(time.Time{}, "every account of the pool that serves the model is paused")
-	}
-	return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "no account of the pool can take the task now"}
+	return first, indefinite
 }
 
 // pick is choose's answer.
