@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -216,7 +216,7 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return ctx.Err()
 	}
 	if sum.Invalid > 0 || sum.Failed > 0 {
-		return errBadInput
+		return ErrBadInput
 	}
 	return nil
 }
