@@ -79,10 +79,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	defer rdb.Close()
-	opts := tasks.TaskOptions{Retention: retention, MaxRetry: maxRetry}
-	if maxRetry == 0 {
-		opts.MaxRetry = -1
-	}
+	opts := taskOptions(retention, maxRetry, 0)
 	srv, err := httpapi.New(httpapi.Config{
 		Redis:        rdb,
 		RedisConnOpt: aopt,
