@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -103,59 +105,67 @@ func splitIDs(s string) []string {
 	return out
 }
 
+// waitPoll is how often --wait looks at tasks and queues.
+const waitPoll = 500 * time.Millisecond
+
+// waitParallel is how many --ids tasks.Wait polls at once.
+const waitParallel = 8
+
 // waitFinished blocks until every given id (or every task of queues) is
 // completed or archived, printing a progress bar to w, with what holds the
 // queues (pauseNote: "paused until T (reason)", "" when nothing does).
 func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, ids []string, pauseNote func() string, w io.Writer) error {
-	t := time.NewTicker(500 * time.Millisecond)
+	p := &progressLine{w: w, note: pauseNote}
+	if len(ids) > 0 {
+		return waitIDs(ctx, insp, queues, ids, p)
+	}
+	return waitQueues(ctx, insp, queues, p)
+}
+
+// progressLine prints the progress of --wait, one line each time it changes.
+type progressLine struct {
+	mu   sync.Mutex // writes to w come from several goroutines
+	w    io.Writer
+	note func() string
+	last string
+}
+
+func (p *progressLine) show(done, total int) {
+	line := progressBar(done, total)
+	if done < total {
+		if n := p.note(); n != "" {
+			line += ", " + n
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if line != p.last {
+		fmt.Fprintln(p.w, line)
+		p.last = line
+	}
+}
+
+func (p *progressLine) printf(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format, a...)
+}
+
+// waitQueues waits until queues hold no unfinished task.
+func waitQueues(ctx context.Context, insp *asynq.Inspector, queues []string, p *progressLine) error {
+	t := time.NewTicker(waitPoll)
 	defer t.Stop()
-	last := ""
-	unknown := map[string]bool{}
 	for {
 		done, total := 0, 0
-		if len(ids) > 0 {
-			total = len(ids)
-			for _, id := range ids {
-				found := false
-				for _, q := range queues {
-					_, err := tasks.GetResult(ctx, insp, q, id)
-					if err == nil {
-						done++
-						found = true
-						break
-					}
-					found = found || !(errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound))
-				}
-				if !found {
-					// No queue knows it (a typo, or past retention): waiting
-					// would never end.
-					if !unknown[id] {
-						fmt.Fprintf(w, "results --wait: task %q is not in any queue; not waiting for it\n", id)
-						unknown[id] = true
-					}
-					done++
-				}
+		for _, q := range queues {
+			info, err := insp.GetQueueInfo(q)
+			if err != nil {
+				continue
 			}
-		} else {
-			for _, q := range queues {
-				info, err := insp.GetQueueInfo(q)
-				if err != nil {
-					continue
-				}
-				done += info.Completed + info.Archived
-				total += info.Completed + info.Archived + info.Pending + info.Active + info.Scheduled + info.Retry
-			}
+			done += info.Completed + info.Archived
+			total += info.Completed + info.Archived + info.Pending + info.Active + info.Scheduled + info.Retry
 		}
-		line := progressBar(done, total)
-		if done < total {
-			if n := pauseNote(); n != "" {
-				line += ", " + n
-			}
-		}
-		if line != last {
-			fmt.Fprintln(w, line)
-			last = line
-		}
+		p.show(done, total)
 		if done >= total {
 			return nil
 		}
@@ -165,6 +175,82 @@ func waitFinished(ctx context.Context, insp *asynq.Inspector, queues []string, i
 		case <-t.C:
 		}
 	}
+}
+
+// waitIDs waits for each id with tasks.Wait, waitParallel at a time, and
+// refreshes the progress line every waitPoll.
+func waitIDs(ctx context.Context, insp *asynq.Inspector, queues []string, ids []string, p *progressLine) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg      sync.WaitGroup
+		done    atomic.Int64
+		todo    = make(chan string)
+		allDone = make(chan struct{})
+	)
+	defer wg.Wait() // after cancel: no line is printed once waitIDs returns
+	defer cancel()
+	for range min(len(ids), waitParallel) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range todo {
+				if waitID(ctx, insp, queues, id, p) == nil {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(todo)
+		for _, id := range ids {
+			select {
+			case todo <- id:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(allDone) }()
+	t := time.NewTicker(waitPoll)
+	defer t.Stop()
+	for {
+		n := int(done.Load())
+		p.show(n, len(ids))
+		if n >= len(ids) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d finished: %w", n, len(ids), ctx.Err())
+		case <-allDone:
+		case <-t.C:
+		}
+	}
+}
+
+// waitID waits until the task id of one of queues is finished. A task no
+// queue knows (a typo, or past retention) is reported and counts as
+// finished: waiting for it would never end. It returns only ctx's error.
+func waitID(ctx context.Context, insp *asynq.Inspector, queues []string, id string, p *progressLine) error {
+	for i := 0; i < len(queues); {
+		_, err := tasks.Wait(ctx, insp, queues[i], id, waitPoll)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			i++ // not in this queue
+		default: // Redis unreachable for a moment: look again
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(waitPoll):
+			}
+		}
+	}
+	p.printf("results --wait: task %q is not in any queue; not waiting for it\n", id)
+	return nil
 }
 
 func progressBar(done, total int) string {
