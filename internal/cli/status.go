@@ -113,47 +113,57 @@ func printStatus(w io.Writer, rep *statusReport) {
 	}
 	sort.Strings(as)
 	for _, a := range as {
-		p := rep.Accounts[a]
-		fmt.Fprintf(w, "\naccount %s: ", a)
-		switch {
-		case !p.Paused:
-			fmt.Fprintln(w, "running")
-		case p.Until == nil:
-			fmt.Fprintf(w, "PAUSED until resumed (kind %s, reason %q, set by %s)\n", p.Kind, p.Reason, p.SetBy)
-		default:
-			fmt.Fprintf(w, "PAUSED until %s (%s left; kind %s, reason %q, set by %s)\n", *p.Until,
-				(time.Duration(*p.RemainingMs) * time.Millisecond).Round(time.Second).String(), p.Kind, p.Reason, p.SetBy)
-		}
-		if len(p.SharedQueues) > 0 {
-			fmt.Fprintf(w, "  queues %s keep running for other active accounts: the pause record alone holds this account's workers\n",
-				strings.Join(p.SharedQueues, ", "))
-		}
+		printAccount(w, a, rep.Accounts[a])
 		if s, ok := rep.Snapshots[a]; ok {
-			fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
-			fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
-			fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)
-			if s.RampFraction < 1 {
-				fmt.Fprintf(w, "  slow_down ramp: admitting %.0f%% of the limits, growing back to 100%%\n", 100*s.RampFraction)
-			}
-			d := s.Daily
-			fmt.Fprintf(w, "  today (%s): %d requests of %s, %d tokens of %s, pauses at %.0f%%, resets %s\n", d.Date,
-				d.Requests, limitStr(d.RequestLimit), d.Tokens, limitStr(d.TokenLimit), 100*d.Threshold, d.ResetAt.Format(time.RFC3339))
-			if len(s.Tenants) > 0 {
-				fmt.Fprintln(w, "  tenants:")
-				printTenants(w, "    ", s.Tenants)
-			}
-			if len(s.Fair) > 1 {
-				fmt.Fprintln(w, "  fair share between tenants with pending work:")
-				printFair(w, "    ", s.Fair)
-			}
-			if s.Probing {
-				fmt.Fprintf(w, "  cold-start probe: admissions wait for the first response (%d in flight; a worker logs a warning after %v)\n", s.InFlight, worker.StallAfter)
-			}
-			printCalibration(w, s.Calibration)
-			if s.EstimateSamples > 0 {
-				fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
-			}
+			printSnapshot(w, s)
 		}
+	}
+}
+
+// printAccount prints an account's pause state.
+func printAccount(w io.Writer, a string, p status.Pause) {
+	fmt.Fprintf(w, "\naccount %s: ", a)
+	switch {
+	case !p.Paused:
+		fmt.Fprintln(w, "running")
+	case p.Until == nil:
+		fmt.Fprintf(w, "PAUSED until resumed (kind %s, reason %q, set by %s)\n", p.Kind, p.Reason, p.SetBy)
+	default:
+		fmt.Fprintf(w, "PAUSED until %s (%s left; kind %s, reason %q, set by %s)\n", *p.Until,
+			(time.Duration(*p.RemainingMs) * time.Millisecond).Round(time.Second).String(), p.Kind, p.Reason, p.SetBy)
+	}
+	if len(p.SharedQueues) > 0 {
+		fmt.Fprintf(w, "  queues %s keep running for other active accounts: the pause record alone holds this account's workers\n",
+			strings.Join(p.SharedQueues, ", "))
+	}
+}
+
+// printSnapshot prints an account's quota: limits, headroom, today's
+// budget, tenants, calibration.
+func printSnapshot(w io.Writer, s quota.Snapshot) {
+	fmt.Fprintf(w, "  requests: limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Requests.Limit), s.Requests.Available, s.Requests.ResetIn.Round(time.Millisecond), s.Requests.Source)
+	fmt.Fprintf(w, "  tokens:   limit %s, available %.0f, full in %v (%s)\n", limitStr(s.Tokens.Limit), s.Tokens.Available, s.Tokens.ResetIn.Round(time.Millisecond), s.Tokens.Source)
+	fmt.Fprintf(w, "  in flight: %d, 429s seen: %d\n", s.InFlight, s.Throttled)
+	if s.RampFraction < 1 {
+		fmt.Fprintf(w, "  slow_down ramp: admitting %.0f%% of the limits, growing back to 100%%\n", 100*s.RampFraction)
+	}
+	d := s.Daily
+	fmt.Fprintf(w, "  today (%s): %d requests of %s, %d tokens of %s, pauses at %.0f%%, resets %s\n", d.Date,
+		d.Requests, limitStr(d.RequestLimit), d.Tokens, limitStr(d.TokenLimit), 100*d.Threshold, d.ResetAt.Format(time.RFC3339))
+	if len(s.Tenants) > 0 {
+		fmt.Fprintln(w, "  tenants:")
+		printTenants(w, "    ", s.Tenants)
+	}
+	if len(s.Fair) > 1 {
+		fmt.Fprintln(w, "  fair share between tenants with pending work:")
+		printFair(w, "    ", s.Fair)
+	}
+	if s.Probing {
+		fmt.Fprintf(w, "  cold-start probe: admissions wait for the first response (%d in flight; a worker logs a warning after %v)\n", s.InFlight, worker.StallAfter)
+	}
+	printCalibration(w, s.Calibration)
+	if s.EstimateSamples > 0 {
+		fmt.Fprintf(w, "  input-token estimate: %d samples, mean abs error %.1f tokens, bias %+.1f%%\n", s.EstimateSamples, s.EstimateMeanAbsErr, 100*s.EstimateBias)
 	}
 }
 
