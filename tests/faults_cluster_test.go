@@ -22,7 +22,7 @@ import (
 // there), and the quota and pause scripts run through a cluster client.
 //
 // The worker binary itself only takes a single-node URL (go-redis
-// redis.NewClient and asynq.RedisClientOpt in cmd/promptq/common.go): there
+// redis.NewClient and asynq.RedisClientOpt from config.ParseRedisURL in internal/config/redis.go): there
 // is no cluster URL or flag. The test logs what `promptq enqueue` does
 // against one node of the cluster, without asserting it.
 func TestFaultRedisCluster(t *testing.T) {

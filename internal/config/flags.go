@@ -99,6 +99,15 @@ func (f *Flags) Set(name string) bool {
 	return set
 }
 
+// Label names a flag and its environment variable for messages:
+// "--rpm / PROMPTQ_RPM" ("--rpm" for a flag without one).
+func (f *Flags) Label(name string) string {
+	if env := f.env[name]; env != "" {
+		return "--" + name + " / " + env
+	}
+	return "--" + name
+}
+
 // Args returns the positional arguments left after parsing.
 func (f *Flags) Args() []string { return f.fs.Args() }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -14,15 +14,52 @@ import (
 	"github.com/promptq/promptq/quota"
 )
 
+// tenantFlags are the flags of `promptq tenant set|list|delete`.
+type tenantFlags struct {
+	common
+	tenant string
+	budget quota.TenantBudget
+	asJSON bool
+}
+
+func (t *tenantFlags) register(f *config.Flags) {
+	t.common.register(f, true)
+	f.String(&t.tenant, "tenant", "PROMPTQ_TENANT", "", "tenant name (set, delete): 1-64 characters of A-Z a-z 0-9 _ . -")
+	f.Int64(&t.budget.RPM, "rpm", "TENANT_RPM", 0, "set: the tenant's requests per minute (0 = no such budget)")
+	f.Int64(&t.budget.TPM, "tpm", "TENANT_TPM", 0, "set: the tenant's tokens per minute (0 = no such budget)")
+	f.Int64(&t.budget.DailyRequests, "daily-requests", "TENANT_DAILY_REQUESTS", 0, "set: the tenant's requests per day (0 = no such budget)")
+	f.Int64(&t.budget.Weight, "weight", "TENANT_WEIGHT", 0, fmt.Sprintf("set: the tenant's share of short headroom against other tenants with pending work, 1-%d (0 = 1)", quota.MaxTenantWeight))
+	f.Bool(&t.asJSON, "json", "PROMPTQ_JSON", false, "list: print JSON")
+}
+
+// validate checks the flags of action; the budget by quota.TenantBudget's
+// Validate, named after the flag.
+func (t *tenantFlags) validate(action string) error {
+	if t.account == "" {
+		return fmt.Errorf("tenant %s: --account / %s is required", action, accountEnv)
+	}
+	if err := keys.ValidateAccount(t.account); err != nil {
+		return fmt.Errorf("--account / %s: %v", accountEnv, err)
+	}
+	if action != "list" {
+		if err := keys.ValidateTenant(t.tenant); err != nil {
+			return fmt.Errorf("--tenant / PROMPTQ_TENANT: %v", err)
+		}
+	}
+	var be *quota.BudgetError
+	if err := t.budget.Validate(); action == "set" && errors.As(err, &be) {
+		if be.Field == "" {
+			return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT")
+		}
+		return fmt.Errorf("%s: %s", budgetFlags[be.Field], be.Msg)
+	}
+	return nil
+}
+
 // runTenant is `promptq tenant set|list|delete`: per-tenant budgets inside an
 // account, stored in Redis and read by every worker at each admission.
 func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	var (
-		c      common
-		tenant string
-		budget quota.TenantBudget
-		asJSON bool
-	)
+	var t tenantFlags
 	f := config.New("tenant", "Manage per-tenant budgets inside an account (tasks name their tenant in the \"tenant\" field).\n"+
 		"  promptq tenant set --account A --tenant T [--rpm N] [--tpm N] [--daily-requests N] [--weight N]\n"+
 		"  promptq tenant list --account A [--json]\n"+
@@ -30,14 +67,7 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		"set replaces the tenant's whole budget (a value left out is no budget of that kind).\n"+
 		"A tenant with a budget is held to it as well as to the account's limits. When the account's headroom is short,\n"+
 		"tenants with pending work share it in proportion to their weights (default 1; requests without a tenant count as one tenant).", stdout)
-	c.register(f, true)
-	f.String(&tenant, "tenant", "PROMPTQ_TENANT", "", "tenant name (set, delete): 1-64 characters of A-Z a-z 0-9 _ . -")
-	f.Int64(&budget.RPM, "rpm", "TENANT_RPM", 0, "set: the tenant's requests per minute (0 = no such budget)")
-	f.Int64(&budget.TPM, "tpm", "TENANT_TPM", 0, "set: the tenant's tokens per minute (0 = no such budget)")
-	f.Int64(&budget.DailyRequests, "daily-requests", "TENANT_DAILY_REQUESTS", 0, "set: the tenant's requests per day (0 = no such budget)")
-	f.Int64(&budget.Weight, "weight", "TENANT_WEIGHT", 0, fmt.Sprintf("set: the tenant's share of short headroom against other tenants with pending work, 1-%d (0 = 1)", quota.MaxTenantWeight))
-	f.Bool(&asJSON, "json", "PROMPTQ_JSON", false, "list: print JSON")
-
+	t.register(f)
 	action := ""
 	if len(args) > 0 && (args[0] == "set" || args[0] == "list" || args[0] == "delete") {
 		action, args = args[0], args[1:]
@@ -51,26 +81,11 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return errors.New("tenant: name an action: set, list or delete")
 	case len(f.Args()) > 0:
 		return fmt.Errorf("tenant %s: unexpected argument %q", action, f.Args()[0])
-	case c.account == "":
-		return fmt.Errorf("tenant %s: --account / %s is required", action, accountEnv)
 	}
-	if err := keys.ValidateAccount(c.account); err != nil {
-		return fmt.Errorf("--account / %s: %v", accountEnv, err)
+	if err := t.validate(action); err != nil {
+		return err
 	}
-	if action != "list" {
-		if err := keys.ValidateTenant(tenant); err != nil {
-			return fmt.Errorf("--tenant / PROMPTQ_TENANT: %v", err)
-		}
-	}
-	var be *quota.BudgetError
-	if err := budget.Validate(); action == "set" && errors.As(err, &be) {
-		if be.Field == "" {
-			return errors.New("tenant set: give at least one of --rpm / TENANT_RPM, --tpm / TENANT_TPM, --daily-requests / TENANT_DAILY_REQUESTS, --weight / TENANT_WEIGHT")
-		}
-		return fmt.Errorf("%s: %s", budgetFlags[be.Field], be.Msg)
-	}
-
-	rdb, _, err := c.connect(ctx)
+	rdb, _, err := t.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -79,28 +94,33 @@ func runTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	return t.run(ctx, lim, action, stdout)
+}
+
+// run does action on the limiter's tenant budgets.
+func (t *tenantFlags) run(ctx context.Context, lim *quota.Limiter, action string, stdout io.Writer) error {
 	switch action {
 	case "set":
-		if err := lim.SetTenantBudget(ctx, c.account, tenant, budget); err != nil {
+		if err := lim.SetTenantBudget(ctx, t.account, t.tenant, t.budget); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "tenant %s/%s: %s\n", c.account, tenant, budgetStr(budget))
+		fmt.Fprintf(stdout, "tenant %s/%s: %s\n", t.account, t.tenant, budgetStr(t.budget))
 	case "delete":
-		ok, err := lim.DeleteTenant(ctx, c.account, tenant)
+		ok, err := lim.DeleteTenant(ctx, t.account, t.tenant)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			fmt.Fprintf(stdout, "tenant %s/%s had no budget\n", c.account, tenant)
+			fmt.Fprintf(stdout, "tenant %s/%s had no budget\n", t.account, t.tenant)
 			return nil
 		}
-		fmt.Fprintf(stdout, "tenant %s/%s deleted: it now shares the account freely\n", c.account, tenant)
+		fmt.Fprintf(stdout, "tenant %s/%s deleted: it now shares the account freely\n", t.account, t.tenant)
 	case "list":
-		ts, err := lim.Tenants(ctx, c.account)
+		ts, err := lim.Tenants(ctx, t.account)
 		if err != nil {
 			return err
 		}
-		if asJSON {
+		if t.asJSON {
 			if ts == nil {
 				ts = []quota.TenantState{}
 			}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
 	t.Setenv("PROMPTQ_ADMIN_TOKEN", "")
 	for _, addr := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:8080", "[::]:8080"} {
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), []string{"serve", "--addr", addr, "--redis", "redis://127.0.0.1:1/0"}, nil, &out, &errOut)
+		err := Run(context.Background(), []string{"serve", "--addr", addr, "--redis", "redis://127.0.0.1:1/0"}, nil, &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), "PROMPTQ_ADMIN_TOKEN") {
 			t.Errorf("serve --addr %s without a token: %v, want a refusal naming PROMPTQ_ADMIN_TOKEN", addr, err)
 		}
@@ -28,7 +28,7 @@ func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
 // Every serve flag has an environment variable, shown in --help.
 func TestServeHelpListsEnv(t *testing.T) {
 	var out bytes.Buffer
-	_ = run(context.Background(), []string{"serve", "--help"}, nil, &out, &out)
+	_ = Run(context.Background(), []string{"serve", "--help"}, nil, &out, &out)
 	for _, want := range []string{"--metrics-public", "PROMPTQ_METRICS_PUBLIC", "--allowed-hosts", "PROMPTQ_ALLOWED_HOSTS",
 		"--allowed-origins", "PROMPTQ_ALLOWED_ORIGINS", "--max-client-requests", "PROMPTQ_MAX_CLIENT_REQUESTS",
 		"--read-timeout", "PROMPTQ_READ_TIMEOUT", "--write-timeout", "PROMPTQ_WRITE_TIMEOUT", "--idle-timeout", "PROMPTQ_IDLE_TIMEOUT"} {

@@ -1,15 +1,12 @@
-package main
+package cli
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -50,62 +47,22 @@ func (c *common) register(f *config.Flags, withAccount bool) {
 
 func (c *common) logger(w io.Writer) zerolog.Logger { return logging.New(w, c.logLevel, c.logFormat) }
 
-// connect parses the Redis URL and checks that Redis answers, so that an
-// unreachable Redis is one clear line rather than a stream of retries.
-//
-// redis:// and rediss:// name one server. redis-cluster:// and
-// rediss-cluster:// name a Redis Cluster: the first host plus more seed nodes
-// as addr parameters (redis-cluster://user:pw@h1:7000?addr=h2:7001&addr=h3:7002).
-// Every promptq key of an account shares one hash tag, so its scripts run on
-// one slot; asynq hash-tags its queue keys the same way.
+// connect parses the Redis URL (config.ParseRedisURL) and checks that Redis
+// answers, so that an unreachable Redis is one clear line rather than a
+// stream of retries.
 func (c *common) connect(ctx context.Context) (redis.UniversalClient, asynq.RedisConnOpt, error) {
-	var (
-		rdb  redis.UniversalClient
-		aopt asynq.RedisConnOpt
-		addr string
-	)
-	raw := c.redisURL
-	bad := func(err error) error {
-		// url.Parse errors quote the raw URL (or a piece of it), password
-		// and all: say what is wrong without repeating it.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = errors.New("not a valid URL (check the escaping of the password and the port)")
-		}
-		return fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(raw), err)
+	t, err := config.ParseRedisURL(c.redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis / REDIS_URL %q: %v", config.RedactURL(c.redisURL), err)
 	}
-	if rest, ok := strings.CutPrefix(c.redisURL, "redis-cluster://"); ok {
-		c.redisURL = "redis://" + rest
-	} else if rest, ok := strings.CutPrefix(c.redisURL, "rediss-cluster://"); ok {
-		c.redisURL = "rediss://" + rest
-	} else {
-		opt, err := redis.ParseURL(c.redisURL)
-		if err != nil {
-			return nil, nil, bad(err)
-		}
-		// asynq's own URL parser drops an ACL username: build its options
-		// from go-redis's parse instead, so both clients log in as one user.
-		aopt = asynq.RedisClientOpt{
-			Network: opt.Network, Addr: opt.Addr, Username: opt.Username, Password: opt.Password,
-			DB: opt.DB, TLSConfig: opt.TLSConfig,
-		}
-		rdb, addr = redis.NewClient(opt), opt.Addr
-	}
-	if rdb == nil {
-		opt, err := redis.ParseClusterURL(c.redisURL)
-		if err != nil {
-			return nil, nil, bad(err)
-		}
-		aopt = asynq.RedisClusterClientOpt{Addrs: opt.Addrs, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig}
-		rdb, addr = redis.NewClusterClient(opt), strings.Join(opt.Addrs, ",")
-	}
+	rdb := t.NewClient()
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %v", addr, err)
+		return nil, nil, fmt.Errorf("cannot reach Redis at %s: %v", t.Addr, err)
 	}
-	return rdb, aopt, nil
+	return rdb, t.Asynq, nil
 }
 
 // inspect connects like connect and also opens asynq's inspector; done

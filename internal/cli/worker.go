@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/promptq/promptq/internal/answer"
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
@@ -90,51 +91,112 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
 }
 
-// validate checks ranges; each message names the flag, its env and the range.
-func (w *workerFlags) validate() error {
+// validate checks the flags; each message names the flag, its env and the
+// allowed range. The settings of a component (quota, pause gate, adaptive
+// concurrency, answer store) are checked by the component's own Validate,
+// one flag at a time so that the message names the flag; the rest, which
+// no component validates, are checked here.
+func (w *workerFlags) validate(f *config.Flags) error {
+	if err := w.validateWorker(); err != nil {
+		return err
+	}
+	for _, c := range w.componentChecks() {
+		if err := c.check(); err != nil {
+			label := f.Label(c.flags[0])
+			for _, fl := range c.flags[1:] {
+				label += ", " + f.Label(fl)
+			}
+			return fmt.Errorf("%s: %v", label, err)
+		}
+	}
+	return nil
+}
+
+// validateWorker checks the flags of the worker itself and of the handler,
+// whose configs have no Validate.
+func (w *workerFlags) validateWorker() error {
 	switch {
 	case w.concurrency < 1 || w.concurrency > 1000:
 		return fmt.Errorf("--concurrency / WORKER_CONCURRENCY must be between 1 and 1000, got %d", w.concurrency)
-	case w.threshold <= 0 || w.threshold > 1 || math.IsNaN(w.threshold):
-		return fmt.Errorf("--quota-threshold / QUOTA_THRESHOLD must be > 0 and <= 1, got %v", w.threshold)
-	case w.pauseHours < 1.0/3600 || w.pauseHours > 168 || math.IsNaN(w.pauseHours):
-		return fmt.Errorf("--pause-duration-hours / PAUSE_DURATION_HOURS must be between 0.0003 (1 second) and 168, got %v", w.pauseHours)
-	case w.rpm < 0 || w.tpm < 0:
-		return errors.New("--rpm / PROMPTQ_RPM and --tpm / PROMPTQ_TPM must be >= 0")
-	case w.dailyRequests < 0 || w.dailyTokens < 0:
-		return errors.New("--daily-request-limit / DAILY_REQUEST_LIMIT and --daily-token-limit / DAILY_TOKEN_LIMIT must be >= 0")
 	case w.maxInlineWait < 10*time.Millisecond || w.maxInlineWait > time.Minute:
 		return fmt.Errorf("--max-inline-wait / MAX_INLINE_WAIT must be between 10ms and 1m, got %v", w.maxInlineWait)
 	case w.defaultMaxOut < 1 || w.defaultMaxOut > 1_000_000:
 		return fmt.Errorf("--default-max-output-tokens / DEFAULT_MAX_OUTPUT_TOKENS must be between 1 and 1000000, got %d", w.defaultMaxOut)
-	case w.adaptive && (w.adaptiveInitial < 1 || w.adaptiveMax < w.adaptiveInitial || w.adaptiveMax > 100000):
-		return fmt.Errorf("--adaptive-initial / ADAPTIVE_INITIAL must be at least 1 and at most --adaptive-max / ADAPTIVE_MAX (up to 100000), got %d and %d", w.adaptiveInitial, w.adaptiveMax)
-	case w.reservationTTL < w.requestTimeout || w.reservationTTL > 24*time.Hour:
+	case w.reservationTTL < w.requestTimeout:
 		return fmt.Errorf("--reservation-ttl / RESERVATION_TTL must be between --request-timeout (%v) and 24h, got %v", w.requestTimeout, w.reservationTTL)
 	case w.quotaLogEvery < 0 || w.quotaLogEvery > 1_000_000:
 		return fmt.Errorf("--quota-log-interval / QUOTA_LOG_INTERVAL must be between 0 and 1000000, got %d", w.quotaLogEvery)
-	case !(w.slowdownCut > 0 && w.slowdownCut < 1):
-		return fmt.Errorf("--slowdown-cut / SLOWDOWN_CUT must be > 0 and < 1, got %v", w.slowdownCut)
-	case !(w.slowdownGrowth > 0 && w.slowdownGrowth <= 10):
-		return fmt.Errorf("--slowdown-growth / SLOWDOWN_GROWTH must be > 0 and <= 10, got %v", w.slowdownGrowth)
-	case w.slowdownEvery < time.Second || w.slowdownEvery > 24*time.Hour:
-		return fmt.Errorf("--slowdown-interval / SLOWDOWN_INTERVAL must be between 1s and 24h, got %v", w.slowdownEvery)
-	case w.retention < time.Minute || w.retention > 365*24*time.Hour:
-		return fmt.Errorf("--retention / RESULT_RETENTION must be between 1m and 8760h, got %v", w.retention)
 	case w.clockSkew < -time.Hour || w.clockSkew > time.Hour:
 		return fmt.Errorf("--clock-skew / PROMPTQ_CLOCK_SKEW must be between -1h and 1h, got %v", w.clockSkew)
 	case w.spoolDir == "":
 		return errors.New("--spool-dir / WORKER_SPOOL_DIR must not be empty")
 	case w.delayedCheck < 10*time.Millisecond || w.delayedCheck > time.Minute:
 		return fmt.Errorf("--delayed-check-interval / DELAYED_TASK_CHECK_INTERVAL must be between 10ms and 1m, got %v", w.delayedCheck)
-	}
-	if w.estimator != tokens.ModeAuto && w.estimator != tokens.ModeChars {
+	case w.estimator != tokens.ModeAuto && w.estimator != tokens.ModeChars:
 		return fmt.Errorf("--token-estimator / TOKEN_ESTIMATOR must be auto or chars, got %q", w.estimator)
 	}
 	if _, err := time.LoadLocation(w.dailyTZ); err != nil {
 		return fmt.Errorf("--daily-timezone / DAILY_TIMEZONE %q: unknown time zone", w.dailyTZ)
 	}
 	return nil
+}
+
+// componentCheck validates the value of flags (usually one) by the Validate
+// of the component config it sets.
+type componentCheck struct {
+	flags []string
+	check func() error
+}
+
+func (w *workerFlags) componentChecks() []componentCheck {
+	q := func(set func(*quota.Config)) func() error {
+		return func() error { c := quota.Config{}.WithDefaults(); set(&c); return c.Validate() }
+	}
+	checks := []componentCheck{
+		{[]string{"rpm"}, q(func(c *quota.Config) { c.RPM = w.rpm })},
+		{[]string{"tpm"}, q(func(c *quota.Config) { c.TPM = w.tpm })},
+		{[]string{"daily-request-limit"}, q(func(c *quota.Config) { c.DailyRequests = w.dailyRequests })},
+		{[]string{"daily-token-limit"}, q(func(c *quota.Config) { c.DailyTokens = w.dailyTokens })},
+		{[]string{"quota-threshold"}, q(func(c *quota.Config) { c.Threshold = w.threshold })},
+		{[]string{"reservation-ttl"}, q(func(c *quota.Config) { c.ReservationTTL = w.reservationTTL })},
+		{[]string{"slowdown-cut"}, q(func(c *quota.Config) { c.RampCut = w.slowdownCut })},
+		{[]string{"slowdown-growth"}, q(func(c *quota.Config) { c.RampGrowth = w.slowdownGrowth })},
+		{[]string{"slowdown-interval"}, q(func(c *quota.Config) { c.RampInterval = w.slowdownEvery })},
+		{[]string{"pause-duration-hours"}, func() error {
+			c := pausegate.Config{}.WithDefaults()
+			c.DefaultPause = w.pauseDuration()
+			return c.Validate()
+		}},
+		{[]string{"retention"}, func() error {
+			return answer.Config{Account: "x", Retention: w.retention}.WithDefaults().Validate()
+		}},
+	}
+	if w.adaptive {
+		checks = append(checks, componentCheck{[]string{"adaptive-initial", "adaptive-max"}, func() error {
+			return w.adaptiveConfig().Validate()
+		}})
+	}
+	return checks
+}
+
+// pauseDuration is --pause-duration-hours as a duration; -1 when it is not
+// a finite number of hours a duration can hold (pausegate refuses it).
+func (w *workerFlags) pauseDuration() time.Duration {
+	h := w.pauseHours * float64(time.Hour)
+	if math.IsNaN(h) || math.Abs(h) > math.MaxInt64/2 {
+		return -1
+	}
+	return time.Duration(math.Round(h))
+}
+
+// adaptiveConfig is the cluster-wide concurrency limit of
+// --adaptive-concurrency.
+func (w *workerFlags) adaptiveConfig() quota.ConcurrencyConfig {
+	c := quota.ConcurrencyConfig{}.WithDefaults()
+	c.Initial, c.Max = w.adaptiveInitial, w.adaptiveMax
+	// A permit must outlive the longest request it guards.
+	c.Lease = max(quota.ConcurrencyLeaseDefault, w.requestTimeout+time.Minute)
+	return c
 }
 
 // workerConfig builds a worker.Config (without Redis connections).
@@ -151,12 +213,11 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 		return worker.Config{}, fmt.Errorf("--account / %s: %v", accountEnv, err)
 	}
 	loc, _ := time.LoadLocation(w.dailyTZ)
-	pause := time.Duration(w.pauseHours * float64(time.Hour))
+	pause := w.pauseDuration()
 	var adaptive *quota.ConcurrencyConfig
 	if w.adaptive {
-		// A permit must outlive the longest request it guards.
-		adaptive = &quota.ConcurrencyConfig{Initial: w.adaptiveInitial, Max: w.adaptiveMax,
-			Lease: max(quota.ConcurrencyLeaseDefault, w.requestTimeout+time.Minute)}
+		a := w.adaptiveConfig()
+		adaptive = &a
 	}
 	var clk clock.Clock = clock.Real{}
 	if w.clockSkew != 0 {
@@ -195,7 +256,7 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	if err := w.validate(); err != nil {
+	if err := w.validate(f); err != nil {
 		return err
 	}
 	apiKey := os.Getenv(apiKeyEnv)
