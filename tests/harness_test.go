@@ -552,6 +552,7 @@ type result struct {
 	Error     string `json:"error"`
 	ErrorKind string `json:"error_kind"`
 	Attempts  int    `json:"attempts"`
+	Account   string `json:"account"`
 }
 
 func getResults(t *testing.T, redisURL, queue string) []result {

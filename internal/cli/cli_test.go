@@ -38,14 +38,14 @@ func TestHelpListsEveryFlagWithEnv(t *testing.T) {
 		n     int
 		flags map[string]string
 	}{
-		"worker":      {35, map[string]string{"concurrency": "WORKER_CONCURRENCY", "queues": "WORKER_QUEUES", "redis": "REDIS_URL", "quota-threshold": "QUOTA_THRESHOLD", "adaptive-max": "ADAPTIVE_MAX"}},
+		"worker":      {36, map[string]string{"pool": "PROMPTQ_POOL", "concurrency": "WORKER_CONCURRENCY", "queues": "WORKER_QUEUES", "redis": "REDIS_URL", "quota-threshold": "QUOTA_THRESHOLD", "adaptive-max": "ADAPTIVE_MAX"}},
 		"enqueue":     {11, map[string]string{"file": "PROMPTQ_FILE", "parallel": "ENQUEUE_PARALLEL", "max-retry": "MAX_RETRY"}},
 		"status":      {7, map[string]string{"json": "PROMPTQ_JSON", "rate-window": "PROMPTQ_RATE_WINDOW", "account": "PROMPTQ_ACCOUNT"}},
 		"results":     {8, map[string]string{"wait": "PROMPTQ_WAIT", "ids": "PROMPTQ_IDS", "wait-timeout": "PROMPTQ_WAIT_TIMEOUT"}},
 		"pause":       {7, map[string]string{"for": "PAUSE_FOR", "until": "PAUSE_UNTIL", "reason": "PAUSE_REASON"}},
 		"resume":      {4, map[string]string{"account": "PROMPTQ_ACCOUNT"}},
 		"tenant":      {10, map[string]string{"tenant": "PROMPTQ_TENANT", "weight": "TENANT_WEIGHT"}},
-		"fake-openai": {15, map[string]string{"addr": "FAKE_OPENAI_ADDR", "rpm": "FAKE_OPENAI_RPM", "retry-after": "FAKE_OPENAI_RETRY_AFTER"}},
+		"fake-openai": {16, map[string]string{"accounts": "PROMPTQ_FAKE_ACCOUNTS", "addr": "FAKE_OPENAI_ADDR", "rpm": "FAKE_OPENAI_RPM", "retry-after": "FAKE_OPENAI_RETRY_AFTER"}},
 		"demo":        {24, map[string]string{"tasks": "DEMO_TASKS", "workers": "DEMO_WORKERS", "rpm": "FAKE_OPENAI_RPM"}},
 		"serve":       {16, map[string]string{"addr": "PROMPTQ_SERVE_ADDR", "admin-token": "PROMPTQ_ADMIN_TOKEN", "idle-timeout": "PROMPTQ_IDLE_TIMEOUT"}},
 		"probe":       {2, map[string]string{"url": "PROMPTQ_PROBE_URL", "timeout": "PROMPTQ_PROBE_TIMEOUT"}},

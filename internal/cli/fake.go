@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/promptq/promptq/internal/config"
@@ -28,6 +29,7 @@ type fakeFlags struct {
 	chargeNoise  float64
 	seed         int64
 	retryAfter   string
+	accounts     string
 }
 
 func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
@@ -47,14 +49,21 @@ func (ff *fakeFlags) register(f *config.Flags, withAddr bool) {
 	f.Float(&ff.chargeScale, "charge-scale", "FAKE_OPENAI_CHARGE_SCALE", fakeopenai.ChargeScaleDefault, "factor on the input charge, e.g. 1.2 to charge 20% more than the model counts (0.1-10)")
 	f.Float(&ff.chargeNoise, "charge-noise", "FAKE_OPENAI_CHARGE_NOISE", 0, "uniform ± noise on each request's input charge, e.g. 0.1 for ±10% (0-0.5)")
 	f.Int64(&ff.seed, "seed", "FAKE_OPENAI_SEED", 0, "seed of the charge noise (>= 0)")
+	if withAddr {
+		f.String(&ff.accounts, "accounts", "PROMPTQ_FAKE_ACCOUNTS", "", "serve several accounts, each under /<name>/v1 with its own buckets, faults and stats, ';'-separated: name[:rpm=N,tpm=N,latency=D,charge=C,mode=M,models=a|b,key_env=VAR] (unset keys take the flags above); admin endpoints take ?account=<name>")
+	}
 	f.String(&ff.retryAfter, "retry-after", "FAKE_OPENAI_RETRY_AFTER", string(fakeopenai.RetryAfterDefault), "429 wait headers: both (retry-after seconds + retry-after-ms) or seconds (retry-after rounded up; the precise wait only in the body)")
 }
 
-func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
-	cfg := fakeopenai.Config{RPM: ff.rpm, TPM: ff.tpm, Burst: ff.burst, Latency: ff.latency, Jitter: ff.jitter,
+func (ff *fakeFlags) config() fakeopenai.Config {
+	return fakeopenai.Config{RPM: ff.rpm, TPM: ff.tpm, Burst: ff.burst, Latency: ff.latency, Jitter: ff.jitter,
 		OutputTokens: ff.outputTokens, APIKey: ff.apiKey, ServerErrorStatus: ff.errorStatus,
 		Charge: fakeopenai.Charge(ff.charge), ChargeScale: ff.chargeScale, ChargeNoise: ff.chargeNoise,
 		RetryAfter: fakeopenai.RetryAfter(ff.retryAfter)}
+}
+
+func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
+	cfg := ff.config()
 	if ff.seed < 0 {
 		return nil, fmt.Errorf("--seed / FAKE_OPENAI_SEED must be >= 0, got %d", ff.seed)
 	}
@@ -71,6 +80,26 @@ func (ff *fakeFlags) server() (*fakeopenai.Server, error) {
 	return s, nil
 }
 
+// multi is the multi-account fake of --accounts.
+func (ff *fakeFlags) multi() (*fakeopenai.Accounts, error) {
+	var specs []fakeopenai.AccountSpec
+	for _, part := range strings.Split(ff.accounts, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		spec, err := fakeopenai.ParseAccountSpec(part)
+		if err != nil {
+			return nil, fmt.Errorf("--accounts / PROMPTQ_FAKE_ACCOUNTS: %v", err)
+		}
+		specs = append(specs, spec)
+	}
+	a, err := fakeopenai.NewAccounts(ff.config(), specs)
+	if err != nil {
+		return nil, fmt.Errorf("--accounts / PROMPTQ_FAKE_ACCOUNTS: %v", err)
+	}
+	return a, nil
+}
+
 func runFake(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var ff fakeFlags
 	f := config.New("fake-openai", "Run an OpenAI-compatible fake provider: POST /v1/responses (JSON and SSE), POST /v1/chat/completions,\n"+
@@ -85,12 +114,27 @@ func runFake(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	var h http.Handler = s
+	var accts *fakeopenai.Accounts
+	if ff.accounts != "" {
+		if accts, err = ff.multi(); err != nil {
+			return err
+		}
+		h = accts
+	}
 	ln, err := net.Listen("tcp", ff.addr)
 	if err != nil {
 		return fmt.Errorf("fake-openai: listen %s: %v", ff.addr, err)
 	}
-	fmt.Fprintf(stdout, "fake-openai listening on http://%s/v1 (rpm %d, tpm %d)\n", ln.Addr(), ff.rpm, ff.tpm)
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	if accts == nil {
+		fmt.Fprintf(stdout, "fake-openai listening on http://%s/v1 (rpm %d, tpm %d)\n", ln.Addr(), ff.rpm, ff.tpm)
+	} else {
+		for _, n := range accts.Names() {
+			l := accts.Account(n).Limits()
+			fmt.Fprintf(stdout, "fake-openai account %s on http://%s/%s/v1 (rpm %d, tpm %d)\n", n, ln.Addr(), n, l.RPM, l.TPM)
+		}
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -13,6 +13,7 @@ import (
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/config"
 	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/pool"
 	"github.com/promptq/promptq/internal/provider"
 	"github.com/promptq/promptq/internal/tokens"
 	"github.com/promptq/promptq/internal/worker"
@@ -54,6 +55,7 @@ type workerFlags struct {
 	spoolDir        string
 	retention       time.Duration
 	clockSkew       time.Duration
+	poolFile        string
 }
 
 func (w *workerFlags) register(f *config.Flags) {
@@ -88,6 +90,7 @@ func (w *workerFlags) register(f *config.Flags) {
 	f.Duration(&w.clockSkew, "clock-skew", "PROMPTQ_CLOCK_SKEW", 0, "testing aid: run as if this host's clock were off by this much (-1h to 1h); shared state keeps Redis's clock either way")
 	f.Duration(&w.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, how long in-flight tasks may run before they are returned to the queue")
 	f.String(&w.estimator, "token-estimator", "TOKEN_ESTIMATOR", tokens.ModeAuto, "input-token estimate for reservations: auto (the model's tokenizer for OpenAI models, else characters/4) or chars")
+	f.String(&w.poolFile, "pool", "PROMPTQ_POOL", "", "pool file (YAML or JSON) listing the accounts this worker routes tasks to, each with its base URL, the variable holding its key, models, tier, weight and caps (README: Account pools); without it the worker serves --account with "+apiKeyEnv)
 	f.Duration(&w.delayedCheck, "delayed-check-interval", "DELAYED_TASK_CHECK_INTERVAL", 500*time.Millisecond, "how often due retries move back to pending")
 }
 
@@ -248,6 +251,46 @@ func (w *workerFlags) workerConfig(apiKey string) (worker.Config, error) {
 	}, nil
 }
 
+// config builds the worker's config: for one account and OPENAI_API_KEY,
+// or for the pool of --pool.
+func (w *workerFlags) config() (worker.Config, error) {
+	if w.poolFile == "" {
+		apiKey := os.Getenv(apiKeyEnv)
+		if apiKey == "" {
+			return worker.Config{}, fmt.Errorf("%s is not set: the worker needs the provider's API key in the environment (or a --pool file naming a variable per account)", apiKeyEnv)
+		}
+		return w.workerConfig(apiKey)
+	}
+	switch {
+	case w.account != "":
+		return worker.Config{}, errors.New("--pool / PROMPTQ_POOL and --account / " + accountEnv + " do not go together: the pool file names the accounts (and the pool)")
+	case w.rpm != 0 || w.tpm != 0:
+		return worker.Config{}, errors.New("--pool / PROMPTQ_POOL and --rpm/--tpm do not go together: set rpm and tpm per account in the pool file")
+	case w.adaptive:
+		return worker.Config{}, errors.New("--pool / PROMPTQ_POOL and --adaptive-concurrency do not go together yet")
+	case !w.quotaControl:
+		return worker.Config{}, errors.New("--pool / PROMPTQ_POOL needs --quota-control: routing is by the shared quota state")
+	}
+	p, err := pool.Load(w.poolFile, os.Getenv)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	w.account = p.Name
+	cfg, err := w.workerConfig("")
+	if err != nil {
+		return worker.Config{}, err
+	}
+	cfg.Provider.APIKey = ""
+	for _, a := range p.Accounts {
+		cfg.Pool = append(cfg.Pool, worker.PoolAccount{
+			Account: a.Name, Tier: a.Tier, Weight: a.Weight, Models: a.Models, RPM: a.RPM, TPM: a.TPM,
+			Provider: provider.Config{BaseURL: a.BaseURL, APIKey: a.APIKey, Timeout: w.requestTimeout,
+				API: a.API, APIVersion: a.APIVersion, Deployments: a.Deployments},
+		})
+	}
+	return cfg, nil
+}
+
 func runWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var w workerFlags
 	f := config.New("worker", "Run one worker replica (an asynq server). SIGTERM/SIGINT: stop taking tasks, let in-flight ones finish, exit 0.", stdout)
@@ -259,11 +302,7 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := w.validate(f); err != nil {
 		return err
 	}
-	apiKey := os.Getenv(apiKeyEnv)
-	if apiKey == "" {
-		return fmt.Errorf("%s is not set: the worker needs the provider's API key in the environment", apiKeyEnv)
-	}
-	cfg, err := w.workerConfig(apiKey)
+	cfg, err := w.config()
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,51 @@ func TestFlagValidationAccepts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY is not set") {
 			t.Errorf("%v: %v, want only the missing API key", args, err)
 		}
+	}
+}
+
+// A worker with --pool: a bad pool file or a flag the pool file replaces is
+// one line naming the file's line and field, or the flags, before anything
+// connects; the key is never in it.
+func TestWorkerPoolErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	writeFile(t, good, "accounts:\n  - name: east\n    base_url: http://127.0.0.1:1/v1\n    api_key_env: POOL_TEST_KEY\n")
+	writeFile(t, bad, "accounts:\n  - name: east\n    base_url: http://127.0.0.1:1/v1\n    api_key_env: POOL_TEST_KEY\n    tier: 0\n")
+	t.Setenv("POOL_TEST_KEY", "sk-secret-pool-key-123456")
+	t.Setenv("OPENAI_API_KEY", "")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"worker", "--pool", bad}, []string{"bad.yaml:5", `account "east"`, "tier", "between 1 and 9"}},
+		{[]string{"worker", "--pool", good, "--account", "x"}, []string{"--pool / PROMPTQ_POOL", "--account"}},
+		{[]string{"worker", "--pool", good, "--rpm", "60"}, []string{"--pool / PROMPTQ_POOL", "rpm and tpm per account"}},
+		{[]string{"worker", "--pool", good, "--quota-control=false"}, []string{"--pool / PROMPTQ_POOL", "--quota-control"}},
+		{[]string{"worker", "--pool", dir + "/missing.yaml"}, []string{"missing.yaml", "cannot be read"}},
+	} {
+		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
+			_, _, err := runCLI(t, "", tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || strings.Contains(msg, "sk-secret") {
+				t.Errorf("error %q: want one line without the key", msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -216,9 +216,29 @@ func choose(cands []*route, hs []quota.Headroom, window time.Duration) pick {
 			pk.route, pk.limit = r, limit
 			return pk
 		}
+		if w, ok := held(hs[lo:hi], window); ok {
+			// An account of the tier holds the request for a moment (its
+			// cold-start probe, the tenant's budget there): wait for it
+			// rather than spill to a lower tier.
+			pk.wait = w
+			return pk
+		}
 		lo = hi
 	}
 	return pk
+}
+
+// held reports the shortest wait, within window, of the tier's accounts
+// that hold the request for a moment without refusing it: a cold-start
+// probe in flight, or the tenant's budget there.
+func held(hs []quota.Headroom, window time.Duration) (time.Duration, bool) {
+	found, wait := false, time.Duration(0)
+	for _, h := range hs {
+		if (h.Probe || h.TenantLimited) && h.Wait <= window && (!found || h.Wait < wait) {
+			found, wait = true, h.Wait
+		}
+	}
+	return wait, found
 }
 
 // chooseInTier picks among one tier's accounts that can admit the request

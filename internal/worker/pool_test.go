@@ -36,6 +36,8 @@ func TestChoose(t *testing.T) {
 			"a", window, true, 0},
 		{"spill when the tier cannot admit within the window", []quota.Headroom{fits("a", 3*time.Second), fits("b", 2500*time.Millisecond), fits("c", 300*time.Millisecond)},
 			"c", window, true, 300 * time.Millisecond},
+		{"a probe of the better tier holds the request there", []quota.Headroom{{Account: "a", Probe: true, Wait: 50 * time.Millisecond}, {Account: "b", Paused: true}, fits("c", 0)},
+			"", 0, true, 50 * time.Millisecond},
 		{"nothing within the window", []quota.Headroom{fits("a", 3*time.Second), fits("b", 4*time.Second), fits("c", 5*time.Second)},
 			"", 0, true, 3 * time.Second},
 		{"all refuse", []quota.Headroom{{Account: "a", Paused: true}, {Account: "b", DailyExhausted: true}, {Account: "c", ModelPaused: true}},
