@@ -65,7 +65,7 @@
 //
 // # Default policies
 //
-// [ComputeBackoff] waits base*2^attempt, capped, with ±10% jitter in
+// [Policy.Delay] waits base*2^attempt, capped, with ±10% jitter in
 // [RetryDelay], and never less than the provider's retry-after (which may
 // exceed the cap):
 //
