@@ -52,7 +52,7 @@ type gate interface {
 // (--adaptive-concurrency).
 type concurrency interface {
 	Acquire(ctx context.Context, account string) (quota.Permit, bool, time.Duration, error)
-	Release(ctx context.Context, p quota.Permit, o quota.Outcome, latency time.Duration, ample bool) error
+	Release(ctx context.Context, p quota.Permit, o quota.LoadSignal, latency time.Duration, ample bool) error
 }
 
 // completer sends one prompt to the provider.
@@ -261,7 +261,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	// Adaptive concurrency: hold a cluster-wide permit for the call and
 	// report how it went (overload shrinks the limit, calm success grows it).
 	var (
-		outcome = quota.OutcomeOther
+		outcome = quota.LoadNone
 		latency time.Duration
 		ample   bool
 	)
@@ -367,7 +367,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	callTime := time.Since(callStart)
 	now := h.cfg.Clock.Now()
 	if callErr == nil {
-		outcome = quota.OutcomeSuccess
+		outcome = quota.LoadHealthy
 		// Latency per output token: raw LLM latency mostly tracks length.
 		if resp.Usage != nil && resp.Usage.OutputTokens > 0 {
 			latency = time.Since(callStart) / time.Duration(resp.Usage.OutputTokens)
@@ -438,7 +438,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 			Message: fmt.Sprintf("request needs about %d tokens, more than the token limit of %d: %s", estIn+maxOut, info.Tokens.Limit, c.Message), Err: c.Err}
 	}
 	if c.Kind == backoff.KindRateLimit || c.Kind == backoff.KindServer {
-		outcome = quota.OutcomeOverload
+		outcome = quota.LoadOverload
 	}
 	h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, string(c.Kind), callTime)
 	log = log.With().Str("kind", string(c.Kind)).Int("status", c.StatusCode).Logger()
