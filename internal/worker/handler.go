@@ -281,7 +281,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	if h.cfg.QuotaControl {
 		admitStart := time.Now()
 		r, waited, werr := h.admit(ctx, input, maxOut, p.Tenant)
-		var deferred *backoff.Wait
+		var deferred *backoff.Deferral
 		if werr == nil || errors.As(werr, &deferred) {
 			h.cfg.Metrics.admitted(time.Since(admitStart), werr != nil)
 		}
@@ -318,7 +318,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 		}
 		switch {
 		case cerr != nil:
-			var w *backoff.Wait
+			var w *backoff.Deferral
 			if errors.As(cerr, &w) {
 				log.Info().Str("reason", w.Reason).Msg("not calling the provider")
 			}
@@ -567,7 +567,7 @@ func waitReason(d quota.Decision) string {
 
 // admit waits for the gate and for quota headroom. It returns a reservation
 // and whether getting it took any wait (a scheduled turn or a retry), or an
-// error to hand back to asynq (a *backoff.Wait when the task should come
+// error to hand back to asynq (a *backoff.Deferral when the task should come
 // back later without counting as a failure). tenant ("" = none) is the
 // task's producer, held to its budget if it has one.
 func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, tenant string) (quota.Reservation, bool, error) {
@@ -629,23 +629,23 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 		case d.Probe:
 			h.stall.held(time.Now(), h.log, "cold-start probe: a reservation is in flight and no response has settled yet")
 			if d.Wait > h.cfg.MaxInlineWait {
-				return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: waitReason(d)}
+				return quota.Reservation{}, waited, &backoff.Deferral{Delay: d.Wait, Reason: waitReason(d)}
 			}
 		case d.FairShare && h.yields.Allow():
 			// Another tenant with pending work is behind its share: step
 			// aside, so this slot can take other work, possibly that
 			// tenant's (tasks in one FIFO queue would otherwise reach the
 			// workers only in arrival order).
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 		case d.Wait > h.cfg.MaxInlineWait:
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
 		}
 		// Wait out a short deficit (or, past YieldsPerSecond, other
 		// tenants' turns) here, then ask again, but never hold the task's
 		// slot longer than MaxInlineWait in all: then the task goes back to
 		// asynq and the slot takes other work.
 		if time.Since(started) > h.cfg.MaxInlineWait {
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
 		}
 		waited = true
 		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {
@@ -666,7 +666,7 @@ func (h *Handler) acquirePermit(ctx context.Context) (quota.Permit, error) {
 		case ok:
 			return p, nil
 		case time.Now().Add(retry).After(deadline):
-			return quota.Permit{}, &backoff.Wait{Delay: max(retry, time.Second), Reason: "adaptive concurrency limit reached"}
+			return quota.Permit{}, &backoff.Deferral{Delay: max(retry, time.Second), Reason: "adaptive concurrency limit reached"}
 		}
 		// Every waiter gets the same hint: jitter spreads them out.
 		jitter := time.Duration(rand.Int64N(int64(retry)/2 + 1))
@@ -774,7 +774,7 @@ func (h *Handler) holdShared(ctx context.Context) bool {
 // sharedWait gives a task of a paused account back to asynq soon: another
 // account that consumes the queue takes it.
 func sharedWait(reason string) error {
-	return &backoff.Wait{Delay: SharedPauseRetry, Reason: "paused (queue shared with active accounts): " + reason}
+	return &backoff.Deferral{Delay: SharedPauseRetry, Reason: "paused (queue shared with active accounts): " + reason}
 }
 
 // errPauseAnnounced ends a wait early: a pause was announced meanwhile.
@@ -800,9 +800,9 @@ func (h *Handler) sleep(ctx context.Context, d time.Duration) error {
 
 func (h *Handler) pausedWait(until time.Time, reason string) error {
 	if until.IsZero() {
-		return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "paused: " + reason}
+		return &backoff.Deferral{Delay: h.cfg.ManualPausePoll, Reason: "paused: " + reason}
 	}
-	return &backoff.Wait{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
+	return &backoff.Deferral{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
 }
 
 // settle closes a reservation. It runs even when the task's context has

@@ -103,7 +103,7 @@ func (p Policy) delay(attempt int, retryAfter time.Duration, r float64) time.Dur
 
 // RetryDelay is what asynq's RetryDelayFunc calls (attempt is asynq's retry
 // count, 0 for the first retry):
-//   - a *Wait waits exactly its Delay;
+//   - a *Deferral waits exactly its Delay;
 //   - an *Error backs off with DefaultPolicy(kind) and its RetryAfter;
 //   - any other error backs off with KindUnknown's policy.
 //
@@ -111,7 +111,7 @@ func (p Policy) delay(attempt int, retryAfter time.Duration, r float64) time.Dur
 // schedules retries at one-second precision and would otherwise run a task
 // up to a second before a provider's retry-after.
 func RetryDelay(attempt int, err error) time.Duration {
-	var w *Wait
+	var w *Deferral
 	if errors.As(err, &w) && w != nil {
 		return ceilSecond(w.Delay)
 	}
@@ -137,7 +137,7 @@ func ceilSecond(d time.Duration) time.Duration {
 	return d
 }
 
-// IsFailure is what asynq's IsFailure option calls: false for a *Wait and for
+// IsFailure is what asynq's IsFailure option calls: false for a *Deferral and for
 // an *Error of kind rate_limit or quota (waiting on the provider is not the
 // task's fault, so it must not eat the task's retry budget), true for any
 // other error, false for nil.
@@ -145,7 +145,7 @@ func IsFailure(err error) bool {
 	if err == nil {
 		return false
 	}
-	var w *Wait
+	var w *Deferral
 	if errors.As(err, &w) {
 		return false
 	}

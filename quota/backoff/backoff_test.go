@@ -119,12 +119,12 @@ func TestRetryDelay(t *testing.T) {
 		err     error
 		lo, hi  time.Duration
 	}{
-		{"wait rounded up", 0, &Wait{Delay: 1500 * time.Millisecond}, 2 * s, 2 * s},
-		{"wait whole seconds kept", 7, &Wait{Delay: 3 * s}, 3 * s, 3 * s},
-		{"wait minimum 1s", 0, &Wait{Delay: 20 * time.Millisecond}, s, s},
-		{"wait zero", 0, &Wait{}, s, s},
-		{"wait wrapped", 0, fmt.Errorf("gate: %w", &Wait{Delay: 90 * s, Reason: "paused"}), 90 * s, 90 * s},
-		{"wait huge", 0, &Wait{Delay: math.MaxInt64}, math.MaxInt64 - s, math.MaxInt64},
+		{"wait rounded up", 0, &Deferral{Delay: 1500 * time.Millisecond}, 2 * s, 2 * s},
+		{"wait whole seconds kept", 7, &Deferral{Delay: 3 * s}, 3 * s, 3 * s},
+		{"wait minimum 1s", 0, &Deferral{Delay: 20 * time.Millisecond}, s, s},
+		{"wait zero", 0, &Deferral{}, s, s},
+		{"wait wrapped", 0, fmt.Errorf("gate: %w", &Deferral{Delay: 90 * s, Reason: "paused"}), 90 * s, 90 * s},
+		{"wait huge", 0, &Deferral{Delay: math.MaxInt64}, math.MaxInt64 - s, math.MaxInt64},
 		{"rate limit first retry", 0, &Error{Kind: KindRateLimit}, s, 2 * s},
 		{"rate limit later retry", 3, &Error{Kind: KindRateLimit}, 8 * s, 9 * s}, // 7.2s..8.8s
 		{"rate limit retry-after rounded up", 0, &Error{Kind: KindRateLimit, RetryAfter: 8500 * time.Millisecond}, 9 * s, 10 * s},
@@ -158,8 +158,8 @@ func TestIsFailure(t *testing.T) {
 		want bool
 	}{
 		{"nil", nil, false},
-		{"wait", &Wait{Delay: time.Second}, false},
-		{"wrapped wait", fmt.Errorf("x: %w", &Wait{}), false},
+		{"wait", &Deferral{Delay: time.Second}, false},
+		{"wrapped wait", fmt.Errorf("x: %w", &Deferral{}), false},
 		{"rate limit", &Error{Kind: KindRateLimit}, false},
 		{"quota", fmt.Errorf("x: %w", &Error{Kind: KindQuota}), false},
 		{"server", &Error{Kind: KindServer}, true},
@@ -185,9 +185,9 @@ func TestErrorStrings(t *testing.T) {
 			"auth: status 401 (invalid_api_key), permanent"},
 		{&Error{Kind: KindNetwork, Err: errors.New("connection reset")}, "network: connection reset"},
 		{&Error{Kind: KindServer, StatusCode: 503, RetryAfter: 30 * time.Second}, "server: status 503, retry after 30s"},
-		{&Wait{Delay: 2 * time.Second, Reason: "tokens bucket empty"}, "wait 2s: tokens bucket empty"},
+		{&Deferral{Delay: 2 * time.Second, Reason: "tokens bucket empty"}, "wait 2s: tokens bucket empty"},
 		{&Error{Kind: KindUnknown, Message: "handler panic: x"}, "unknown: handler panic: x"},
-		{&Wait{Delay: time.Second}, "wait 1s"},
+		{&Deferral{Delay: time.Second}, "wait 1s"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
