@@ -140,7 +140,7 @@ func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	base := queueCounts(insp)
 	client := asynq.NewClient(aopt)
 	defer client.Close()
-	enq := &tasks.Enqueuer{Client: client, Opts: tasks.TaskOptions{Retention: time.Hour}}
+	enq := &tasks.Enqueuer{Client: client, Opts: tasks.Options{Retention: time.Hour}}
 	runID := time.Now().Format("150405")
 	for i := range n {
 		p := demoPayload(runID, i, model)

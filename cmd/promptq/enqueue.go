@@ -106,7 +106,7 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	client := asynq.NewClient(aopt)
 	defer client.Close()
-	enq := &tasks.Enqueuer{Client: client, Opts: tasks.TaskOptions{Retention: retention, MaxRetry: max(maxRetry, 0), Timeout: timeout}}
+	enq := &tasks.Enqueuer{Client: client, Opts: tasks.Options{Retention: retention, MaxRetry: max(maxRetry, 0), Timeout: timeout}}
 	if maxRetry == 0 {
 		enq.Opts.MaxRetry = -1
 	}

@@ -79,7 +79,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	defer rdb.Close()
-	opts := tasks.TaskOptions{Retention: retention, MaxRetry: maxRetry}
+	opts := tasks.Options{Retention: retention, MaxRetry: maxRetry}
 	if maxRetry == 0 {
 		opts.MaxRetry = -1
 	}

@@ -300,7 +300,7 @@ func (e *runEnv) utilisation(r *RunResult, st fakeopenai.Stats, l limits) {
 func (e *runEnv) enqueue(ctx context.Context, ps []*tasks.Payload) (map[string]time.Time, error) {
 	c := asynq.NewClient(e.aopt)
 	defer c.Close()
-	enq := &tasks.Enqueuer{Client: c, Opts: tasks.TaskOptions{Retention: time.Hour}}
+	enq := &tasks.Enqueuer{Client: c, Opts: tasks.Options{Retention: time.Hour}}
 	at := make(map[string]time.Time, len(ps))
 	for _, p := range ps {
 		if _, err := enq.Enqueue(ctx, p); err != nil {
