@@ -547,11 +547,11 @@ func (h *Handler) pauseFor(c *backoff.Error, model string, now time.Time) (time.
 
 // pauseKind is the pause record's kind for a failure: a 403 that pauses the
 // account is an auth pause.
-func pauseKind(c *backoff.Error) string {
+func pauseKind(c *backoff.Error) pausegate.Kind {
 	if c.Kind == backoff.KindForbidden {
 		return pausegate.KindAuth
 	}
-	return string(c.Kind)
+	return pausegate.Kind(c.Kind)
 }
 
 // waitReason says why a refused reservation sends its task back to asynq.
@@ -621,7 +621,7 @@ func (h *Handler) admit(ctx context.Context, input quota.Input, maxOut int64, te
 			}
 			return quota.Reservation{}, waited, h.pausedWait(d.PausedUntil, "account paused")
 		case d.DailyExhausted:
-			_, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: d.DailyResetAt, Reason: "daily budget threshold reached", Kind: "daily"})
+			_, perr := h.gate.Pause(ctx, h.cfg.Account, pausegate.PauseRequest{Until: d.DailyResetAt, Reason: "daily budget threshold reached", Kind: pausegate.KindDaily})
 			if perr != nil {
 				h.log.Error().Err(perr).Msg("pause for daily budget")
 			}

@@ -339,7 +339,7 @@ func TestHandlerWaitsOutShortPause(t *testing.T) {
 	ctx := context.Background()
 	p := `{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32}`
 
-	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(150 * time.Millisecond), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(150 * time.Millisecond), Reason: "429", Kind: pausegate.KindRateLimit}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -350,7 +350,7 @@ func TestHandlerWaitsOutShortPause(t *testing.T) {
 		t.Fatalf("the call went out after %v, before the pause ended", waited)
 	}
 
-	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(10 * time.Second), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(10 * time.Second), Reason: "429", Kind: pausegate.KindRateLimit}); err != nil {
 		t.Fatal(err)
 	}
 	var w *backoff.Deferral
