@@ -15,11 +15,7 @@ import (
 func TestAsynqKeysMatchAsynq(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := testutil.NewRedis(t)
-	queue := "q-" + testutil.Name(t)
-	t.Cleanup(func() { testutil.DeleteAsynqQueue(t, r.Client, queue) })
-
-	client := asynq.NewClientFromRedisClient(r.Client)
+	r, queue, client := asynqQueue(t)
 	if _, err := client.EnqueueContext(ctx, asynq.NewTask("keys:test", nil), asynq.Queue(queue), asynq.TaskID("t-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +43,7 @@ func TestAsynqKeysMatchAsynq(t *testing.T) {
 func TestAsynqFinishedSetsMatchInspector(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := testutil.NewRedis(t)
-	queue := "q-" + testutil.Name(t)
-	t.Cleanup(func() { testutil.DeleteAsynqQueue(t, r.Client, queue) })
-
-	client := asynq.NewClientFromRedisClient(r.Client)
+	r, queue, client := asynqQueue(t)
 	for _, id := range []string{"a-1", "a-2"} {
 		if _, err := client.EnqueueContext(ctx, asynq.NewTask("keys:test", nil), asynq.Queue(queue), asynq.TaskID(id)); err != nil {
 			t.Fatal(err)
@@ -71,4 +63,14 @@ func TestAsynqFinishedSetsMatchInspector(t *testing.T) {
 	if n := r.Client.ZCard(ctx, keys.AsynqCompleted(queue)).Val(); n != int64(info.Completed) {
 		t.Errorf("ZCARD %s = %d, Inspector counts %d completed", keys.AsynqCompleted(queue), n, info.Completed)
 	}
+}
+
+// asynqQueue returns a Redis, a queue name of its own (removed when t ends)
+// and an asynq client on that Redis.
+func asynqQueue(t *testing.T) (*testutil.Redis, string, *asynq.Client) {
+	t.Helper()
+	r := testutil.NewRedis(t)
+	queue := "q-" + testutil.Name(t)
+	t.Cleanup(func() { testutil.DeleteAsynqQueue(t, r.Client, queue) })
+	return r, queue, asynq.NewClientFromRedisClient(r.Client)
 }
