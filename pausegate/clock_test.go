@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/keys"
 )
 
 // TestSkewedClockCannotEndPause: a gate whose host clock runs 15 minutes
@@ -28,7 +29,7 @@ func TestSkewedClockCannotEndPause(t *testing.T) {
 		}
 		// A pause set by the skewed host lasts what it asked for on Redis's clock.
 		acct2 := e.acct + "-2"
-		t.Cleanup(func() { e.r.Client.Del(context.Background(), "promptq:{"+acct2+"}:pause") })
+		t.Cleanup(func() { e.r.Client.Del(context.Background(), keys.Pause(acct2)) })
 		r2 := mustPause(t, skewed, acct2, PauseRequest{Until: skewed.cfg.Clock.Now().Add(20 * time.Second), Kind: "rate_limit"})
 		if d := time.Until(r2.Until); d < 15*time.Second || d > 25*time.Second {
 			t.Fatalf("skew %v: a 20s pause set by the skewed host ends in %v (Redis's clock), want about 20s", skew, d)

@@ -23,8 +23,8 @@ const (
 	// (handlers wait on a timer), so queues are paused only for pauses longer
 	// than that overhead: 3 s.
 	ShortPauseDefault = 3 * time.Second
-	// DefaultPauseDefault is the default Config.DefaultPause.
-	DefaultPauseDefault = time.Hour
+	// PauseDefault is the default Config.DefaultPause.
+	PauseDefault = time.Hour
 	// DefaultPauseMin and DefaultPauseMax bound Config.DefaultPause.
 	DefaultPauseMin = time.Second
 	DefaultPauseMax = 168 * time.Hour
@@ -85,7 +85,7 @@ type Config struct {
 	ShortPause time.Duration
 	// DefaultPause is the length of an automatic pause whose request has no
 	// resume time (quota or auth failures; PAUSE_DURATION_HOURS). Default
-	// DefaultPauseDefault (1h); range DefaultPauseMin..DefaultPauseMax.
+	// PauseDefault (1h); range DefaultPauseMin..DefaultPauseMax.
 	DefaultPause time.Duration
 	// CheckInterval is the period of Run's Tick, which covers missed pub/sub
 	// messages and drives auto-resume. Default CheckIntervalDefault (1s);
@@ -102,7 +102,7 @@ func (c Config) WithDefaults() Config {
 		c.Clock = clock.Real{}
 	}
 	c.ShortPause = cmp.Or(c.ShortPause, ShortPauseDefault)
-	c.DefaultPause = cmp.Or(c.DefaultPause, DefaultPauseDefault)
+	c.DefaultPause = cmp.Or(c.DefaultPause, PauseDefault)
 	c.CheckInterval = cmp.Or(c.CheckInterval, CheckIntervalDefault)
 	if c.SetBy == "" {
 		host, err := os.Hostname()

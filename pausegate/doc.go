@@ -7,7 +7,7 @@
 //
 //	until   resume time in ms since the epoch; "0" = indefinite (manual only)
 //	reason  free text, e.g. the provider's message
-//	kind    "quota", "auth", "rate_limit", "daily", "manual", ...
+//	kind    a Kind: "quota", "auth", "rate_limit", "daily", "manual", ...
 //	set_by  host:pid of the worker, or "admin"
 //	set_at  ms since the epoch
 //

@@ -175,13 +175,13 @@ func TestConfigValidate(t *testing.T) {
 func TestPauseExtendOnly(t *testing.T) {
 	type step struct {
 		in   time.Duration // from now; 0 = zero Until
-		kind string
+		kind Kind
 	}
 	tests := []struct {
 		name      string
 		steps     []step
 		wantUntil time.Duration // from now; -1 = indefinite
-		wantKind  string
+		wantKind  Kind
 	}{
 		{"shorter does not shorten", []step{{time.Hour, KindQuota}, {time.Minute, KindRateLimit}}, time.Hour, KindQuota},
 		{"longer extends and takes over", []step{{time.Minute, KindRateLimit}, {time.Hour, KindQuota}}, time.Hour, KindQuota},
@@ -198,7 +198,7 @@ func TestPauseExtendOnly(t *testing.T) {
 			g := e.gate(t, "g")
 			now := e.clk.Now()
 			for _, s := range tt.steps {
-				req := PauseRequest{Kind: s.kind, Reason: "r-" + s.kind}
+				req := PauseRequest{Kind: s.kind, Reason: "r-" + string(s.kind)}
 				if s.in != 0 {
 					req.Until = now.Add(s.in)
 				}
@@ -215,7 +215,7 @@ func TestPauseExtendOnly(t *testing.T) {
 			} else if !rec.Until.Equal(now.Add(tt.wantUntil)) {
 				t.Fatalf("until = %v, want now+%v", rec.Until, tt.wantUntil)
 			}
-			if rec.Kind != tt.wantKind || rec.Reason != "r-"+tt.wantKind || rec.SetBy != "g" {
+			if rec.Kind != tt.wantKind || rec.Reason != "r-"+string(tt.wantKind) || rec.SetBy != "g" {
 				t.Fatalf("record = %+v, want kind %s", rec, tt.wantKind)
 			}
 		})
@@ -234,7 +234,7 @@ func TestPauseRecordFormatAndTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"until": fmt.Sprint(now.Add(10 * time.Minute).UnixMilli()), "reason": "429", "kind": KindRateLimit,
+		"until": fmt.Sprint(now.Add(10 * time.Minute).UnixMilli()), "reason": "429", "kind": string(KindRateLimit),
 		"set_by": "host:42", "set_at": fmt.Sprint(now.UnixMilli()),
 	}
 	for k, v := range want {

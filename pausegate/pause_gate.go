@@ -60,7 +60,7 @@ type PauseRequest struct {
 	// now + Config.DefaultPause for every other kind.
 	Until  time.Time
 	Reason string
-	Kind   string // required, e.g. KindQuota or KindManual
+	Kind   Kind // required, e.g. KindQuota or KindManual
 }
 
 // New returns a Gate using rdb.
@@ -130,7 +130,7 @@ func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Rec
 		forMs = g.cfg.DefaultPause.Milliseconds()
 	}
 	res, err := pauseScript.Run(ctx, g.rdb, []string{keys.Pause(account)},
-		forMs, req.Reason, req.Kind, g.cfg.SetBy, clock.ScriptNow(g.cfg.Clock), RecordGrace.Milliseconds()).StringSlice()
+		forMs, req.Reason, string(req.Kind), g.cfg.SetBy, clock.ScriptNow(g.cfg.Clock), RecordGrace.Milliseconds()).StringSlice()
 	if err != nil {
 		return Record{}, fmt.Errorf("pausegate: pause %s: %w", account, err)
 	}
@@ -140,7 +140,7 @@ func (g *Gate) Pause(ctx context.Context, account string, req PauseRequest) (Rec
 	changed := res[5] == "1"
 	g.setLocal(account, rec)
 	if changed {
-		g.log.Info().Str("account", account).Str("kind", rec.Kind).Str("reason", rec.Reason).
+		g.log.Info().Str("account", account).Str("kind", string(rec.Kind)).Str("reason", rec.Reason).
 			Time("until", rec.Until).Msg("account paused")
 		g.publish(ctx, account, Event{Type: EventPause, UntilMs: rec.untilMs(), Reason: rec.Reason, Kind: rec.Kind})
 	}
@@ -293,12 +293,12 @@ func (g *Gate) Tick(ctx context.Context, account string) error {
 		if err != nil || !won {
 			return err
 		}
-		g.log.Info().Str("account", account).Str("kind", rec.Kind).Msg("pause expired, account resumed")
+		g.log.Info().Str("account", account).Str("kind", string(rec.Kind)).Msg("pause expired, account resumed")
 		return nil
 	}
 	res, err := g.reconcile(ctx, account, rec.Remaining(now) > g.cfg.ShortPause, false)
 	if len(res.resumed) > 0 {
-		g.log.Warn().Str("account", account).Strs("queues", res.resumed).Str("kind", rec.Kind).Str("reason", rec.Reason).
+		g.log.Warn().Str("account", account).Strs("queues", res.resumed).Str("kind", string(rec.Kind)).Str("reason", rec.Reason).
 			Msg("a queue the gate paused was resumed by an operator (asynqmon) during the pause: the account is resumed")
 		_, rerr := g.resume(ctx, account, "operator unpaused queue "+strings.Join(res.resumed, ","))
 		err = errors.Join(err, rerr)

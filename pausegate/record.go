@@ -8,14 +8,28 @@ import (
 	"time"
 )
 
-// Pause kinds written by promptq. Any non-empty string is accepted; only
+// Kind says why an account is paused. It is stored in the record's "kind"
+// field, logged and shown by status and the admin API. Any non-empty value
+// is accepted (a record read from Redis keeps whatever it holds); only
 // KindManual is special: it alone may be indefinite.
+type Kind string
+
+// Pause kinds written by promptq. The first three share the spelling of
+// the provider failure (backoff.Kind) that causes them; the worker maps one
+// to the other.
 const (
-	KindQuota     = "quota"
-	KindAuth      = "auth"
-	KindRateLimit = "rate_limit"
-	KindDaily     = "daily"
-	KindManual    = "manual"
+	// KindQuota: the account is out of credit (backoff.KindQuota).
+	KindQuota Kind = "quota"
+	// KindAuth: the key is refused, for every request (backoff.KindAuth)
+	// or account-wide (backoff.KindForbidden).
+	KindAuth Kind = "auth"
+	// KindRateLimit: the provider asked to wait (backoff.KindRateLimit).
+	KindRateLimit Kind = "rate_limit"
+	// KindDaily: the account's daily budget reached its threshold.
+	KindDaily Kind = "daily"
+	// KindManual: an operator paused the account (promptq pause, the admin
+	// API); may be indefinite.
+	KindManual Kind = "manual"
 )
 
 // Indefinite is what Record.Remaining returns for a pause with no end.
@@ -48,7 +62,7 @@ type Record struct {
 	Account string
 	Until   time.Time // zero = indefinite (manual pauses only)
 	Reason  string
-	Kind    string
+	Kind    Kind
 	SetBy   string
 	SetAt   time.Time
 
@@ -91,7 +105,7 @@ func recordFromFields(account string, f map[string]string) (rec Record, rawUntil
 	if err != nil {
 		return Record{}, rawUntil, false
 	}
-	rec = Record{Account: account, Reason: f["reason"], Kind: f["kind"], SetBy: f["set_by"], present: true}
+	rec = Record{Account: account, Reason: f["reason"], Kind: Kind(f["kind"]), SetBy: f["set_by"], present: true}
 	if u != 0 {
 		rec.Until = time.UnixMilli(u)
 	}
@@ -107,7 +121,7 @@ type Event struct {
 	Type    string `json:"type"`     // "pause" or "resume"
 	UntilMs int64  `json:"until_ms"` // pause end in ms; 0 = indefinite
 	Reason  string `json:"reason,omitempty"`
-	Kind    string `json:"kind,omitempty"`
+	Kind    Kind   `json:"kind,omitempty"`
 }
 
 // Event types.

@@ -99,11 +99,11 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 		done   *call // this call's response arrives now
 	}
 	limiters := make([]*Limiter, sr.workers)
-	var events []event
+	q := simEvents[event]{at: func(e event) time.Time { return e.at }}
 	for i := range limiters {
 		limiters[i] = e.with(Config{Schedule: 2 * time.Second})
 		for c := 0; c < sr.concurrency; c++ {
-			events = append(events, event{at: limStart.Add(time.Duration(i*sr.concurrency+c) * time.Millisecond), worker: i})
+			q.push(event{at: limStart.Add(time.Duration(i*sr.concurrency+c) * time.Millisecond), worker: i})
 		}
 	}
 	end := limStart.Add(sr.duration)
@@ -114,17 +114,10 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 	// does: scheduled sends due before then are given back (Refund), as
 	// awaitTurn does when a pause is announced.
 	var pausedUntil time.Time
-	for len(events) > 0 {
-		k := 0
-		for i := range events {
-			if events[i].at.Before(events[k].at) {
-				k = i
-			}
-		}
-		ev := events[k]
-		events = append(events[:k], events[k+1:]...)
-		if ev.at.After(end) {
-			continue
+	for {
+		ev, ok := q.next(end)
+		if !ok {
+			break
 		}
 		e.clk.Set(ev.at)
 		l := limiters[ev.worker]
@@ -147,12 +140,12 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 			if sr.afterResponses != nil {
 				sr.afterResponses(settled)
 			}
-			events = append(events, event{at: ev.at, worker: ev.worker})
+			q.push(event{at: ev.at, worker: ev.worker})
 		case ev.send != nil && ev.at.Before(pausedUntil):
 			if err := l.Refund(e.ctx, ev.send.r, Unknown); err != nil {
 				t.Fatal(err)
 			}
-			events = append(events, event{at: pausedUntil, worker: ev.worker})
+			q.push(event{at: pausedUntil, worker: ev.worker})
 		case ev.send != nil:
 			c := ev.send
 			// The request reaches the provider 0-3 ms after it is sent, so
@@ -192,9 +185,9 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 			if !c.ok {
 				latency = 5 * time.Millisecond // a 429 comes back at once
 			}
-			events = append(events, event{at: ev.at.Add(latency), worker: ev.worker, done: c})
+			q.push(event{at: ev.at.Add(latency), worker: ev.worker, done: c})
 		case ev.at.Before(pausedUntil):
-			events = append(events, event{at: pausedUntil, worker: ev.worker})
+			q.push(event{at: pausedUntil, worker: ev.worker})
 		default:
 			in := simInput(&rng, sr.kinds[rng.intn(len(sr.kinds))])
 			d, err := l.ReserveRequest(e.ctx, e.acct, in, sr.maxOutput)
@@ -202,10 +195,10 @@ func (e *limEnv) simulateCalib(sr simRun) simResult {
 				t.Fatal(err)
 			}
 			if !d.OK {
-				events = append(events, event{at: ev.at.Add(max(d.Wait, time.Millisecond)), worker: ev.worker})
+				q.push(event{at: ev.at.Add(max(d.Wait, time.Millisecond)), worker: ev.worker})
 				continue
 			}
-			events = append(events, event{at: ev.at.Add(d.Wait), worker: ev.worker, send: &call{r: d.Reservation, in: in}})
+			q.push(event{at: ev.at.Add(d.Wait), worker: ev.worker, send: &call{r: d.Reservation, in: in}})
 		}
 	}
 	res.possible = sr.tpm * (sr.duration - warmUp).Minutes()

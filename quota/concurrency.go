@@ -117,33 +117,34 @@ type Permit struct {
 	Acquired time.Time // ms precision, as the script recorded it
 }
 
-// Outcome is what a provider call says about the provider's load.
-type Outcome int
+// LoadSignal is what one provider call says about the provider's load; it
+// moves the adaptive concurrency limit on Release.
+type LoadSignal int
 
 const (
-	// OutcomeOther is neither signal: a 4xx that is not a rate limit, a
+	// LoadNone is no signal: a 4xx that is not a rate limit, a
 	// cancelled call, a local error. The zero value, so a forgotten outcome
 	// never grows the limit.
-	OutcomeOther Outcome = iota
-	// OutcomeSuccess is an answer from a healthy provider. It may grow the
+	LoadNone LoadSignal = iota
+	// LoadHealthy is an answer from a healthy provider. It may grow the
 	// limit, or shrink it if its latency rose (see LatencyRise).
-	OutcomeSuccess
-	// OutcomeOverload is a sign the provider is overloaded: 429
+	LoadHealthy
+	// LoadOverload is a sign the provider is overloaded: 429
 	// (rate_limit, slow_down) or a 5xx. It shrinks the limit.
-	OutcomeOverload
+	LoadOverload
 )
 
-// String names the outcome.
-func (o Outcome) String() string {
-	switch o {
-	case OutcomeOther:
-		return "other"
-	case OutcomeSuccess:
-		return "success"
-	case OutcomeOverload:
+// String names the signal.
+func (s LoadSignal) String() string {
+	switch s {
+	case LoadNone:
+		return "none"
+	case LoadHealthy:
+		return "healthy"
+	case LoadOverload:
 		return "overload"
 	}
-	return fmt.Sprintf("Outcome(%d)", int(o))
+	return fmt.Sprintf("LoadSignal(%d)", int(s))
 }
 
 //go:embed lua/sem_acquire.lua
@@ -264,22 +265,22 @@ func (c *Concurrency) Acquire(ctx context.Context, account string) (p Permit, ok
 	return Permit{Account: account, ID: id, Acquired: time.UnixMilli(now)}, true, 0, nil
 }
 
-// Release gives p back and lets the call's outcome move the limit (see
+// Release gives p back and lets the call's load signal move the limit (see
 // Concurrency). latency is the call's latency as the caller measures it (0 =
 // unknown: no latency signal); ample says the quota limiter reports ample
 // headroom, which the caller decides, so the limit grows only while the
 // provider's announced limits are not what holds the account back.
 // Releasing a permit whose lease ended, or releasing twice, still applies
-// the outcome.
-func (c *Concurrency) Release(ctx context.Context, p Permit, o Outcome, latency time.Duration, ample bool) error {
+// the signal.
+func (c *Concurrency) Release(ctx context.Context, p Permit, sig LoadSignal, latency time.Duration, ample bool) error {
 	if err := keys.ValidateAccount(p.Account); err != nil {
 		return fmt.Errorf("quota: %w", err)
 	}
 	if p.ID == "" {
 		return errors.New("quota: release: empty permit")
 	}
-	if o < OutcomeOther || o > OutcomeOverload {
-		return fmt.Errorf("quota: release: unknown outcome %v", o)
+	if sig < LoadNone || sig > LoadOverload {
+		return fmt.Errorf("quota: release: unknown load signal %v", sig)
 	}
 	amp := 0
 	if ample {
@@ -291,7 +292,7 @@ func (c *Concurrency) Release(ctx context.Context, p Permit, o Outcome, latency 
 	}
 	err := semReleaseScript.Run(ctx, c.rdb,
 		[]string{keys.Concurrency(p.Account), keys.Permits(p.Account)},
-		clock.ScriptNow(c.cfg.Clock), p.ID, p.Acquired.UnixMilli(), int(o),
+		clock.ScriptNow(c.cfg.Clock), p.ID, p.Acquired.UnixMilli(), int(sig),
 		float64(latency)/float64(time.Millisecond), amp,
 		c.cfg.Min, c.cfg.Max, c.cfg.Initial,
 		c.cfg.IncreaseEvery.Milliseconds(), c.cfg.DecreaseFactor,

@@ -72,7 +72,7 @@ func (e *concEnv) fill() []Permit {
 	}
 }
 
-func (e *concEnv) release(p Permit, o Outcome, lat time.Duration, ample bool) {
+func (e *concEnv) release(p Permit, o LoadSignal, lat time.Duration, ample bool) {
 	e.t.Helper()
 	if err := e.c.Release(e.ctx, p, o, lat, ample); err != nil {
 		e.t.Fatalf("Release: %v", err)
@@ -169,7 +169,7 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 		}
 
 		// Releasing frees exactly one slot, whatever the outcome says.
-		e.release(ps[0], OutcomeOther, 0, false)
+		e.release(ps[0], LoadNone, 0, false)
 		if n := e.inFlight(); n != 2 {
 			t.Fatalf("in flight after release = %d, want 2", n)
 		}
@@ -178,12 +178,12 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 			t.Fatal("second Acquire after one release succeeded")
 		}
 		// Releasing twice frees nothing more.
-		e.release(ps[0], OutcomeOther, 0, false)
+		e.release(ps[0], LoadNone, 0, false)
 		if n := e.inFlight(); n != 3 {
 			t.Fatalf("in flight after double release = %d, want 3", n)
 		}
 		for _, p := range append(ps[1:], p) {
-			e.release(p, OutcomeOther, 0, false)
+			e.release(p, LoadNone, 0, false)
 		}
 		if n := e.inFlight(); n != 0 {
 			t.Fatalf("in flight after releasing all = %d, want 0", n)
@@ -196,7 +196,7 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 		for range 30 {
 			p := e.mustAcquire()
 			e.clk.Advance(3 * time.Second)
-			e.release(p, OutcomeOther, 0, false)
+			e.release(p, LoadNone, 0, false)
 		}
 		ps := e.fill()
 		_, ok, retry := e.acquire()
@@ -204,13 +204,13 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 			t.Fatalf("Acquire = ok %v, retry %v; want refused, about 1s", ok, retry)
 		}
 		for _, p := range ps {
-			e.release(p, OutcomeOther, 0, false)
+			e.release(p, LoadNone, 0, false)
 		}
 	})
 
 	t.Run("keys share the account hash tag", func(t *testing.T) {
 		e.t = t
-		e.release(e.mustAcquire(), OutcomeSuccess, 0, false)
+		e.release(e.mustAcquire(), LoadHealthy, 0, false)
 		e.mustAcquire()
 		for _, k := range []string{keys.Concurrency(e.acct), keys.Permits(e.acct)} {
 			if !strings.HasPrefix(k, "promptq:{"+e.acct+"}:") {
@@ -228,10 +228,10 @@ func TestConcurrencyAcquireRelease(t *testing.T) {
 		if _, _, _, err := e.c.Acquire(e.ctx, "a{b}"); err == nil {
 			t.Fatal("Acquire with a brace in the account succeeded")
 		}
-		if err := e.c.Release(e.ctx, Permit{Account: e.acct}, OutcomeSuccess, 0, true); err == nil {
+		if err := e.c.Release(e.ctx, Permit{Account: e.acct}, LoadHealthy, 0, true); err == nil {
 			t.Fatal("Release of an empty permit succeeded")
 		}
-		if err := e.c.Release(e.ctx, Permit{Account: e.acct, ID: "x"}, Outcome(7), 0, true); err == nil {
+		if err := e.c.Release(e.ctx, Permit{Account: e.acct, ID: "x"}, LoadSignal(7), 0, true); err == nil {
 			t.Fatal("Release with an unknown outcome succeeded")
 		}
 	})
@@ -262,7 +262,7 @@ func TestConcurrencyLeaseExpires(t *testing.T) {
 		t.Fatalf("in flight after refill = %d, want 2", n)
 	}
 	// The dead worker's late release frees nothing of the new holders'.
-	e.release(dead[0], OutcomeOther, 0, false)
+	e.release(dead[0], LoadNone, 0, false)
 	if n := e.inFlight(); n != 2 {
 		t.Fatalf("in flight after a stale release = %d, want 2", n)
 	}
@@ -273,7 +273,7 @@ func TestConcurrencyIncrease(t *testing.T) {
 	cfg := ConcurrencyConfig{Initial: 2, Max: 5, IncreaseEvery: 2 * time.Second, LatencyRise: 2}
 
 	// round fills the limit, waits d, and releases every permit with o.
-	round := func(e *concEnv, d time.Duration, o Outcome, lat time.Duration, ample bool) {
+	round := func(e *concEnv, d time.Duration, o LoadSignal, lat time.Duration, ample bool) {
 		e.t.Helper()
 		ps := e.fill()
 		e.clk.Advance(d)
@@ -285,11 +285,11 @@ func TestConcurrencyIncrease(t *testing.T) {
 	t.Run("one step per interval, never above Max", func(t *testing.T) {
 		t.Parallel()
 		e := setupConcurrency(t, cfg)
-		round(e, 2*time.Second, OutcomeSuccess, 100*time.Millisecond, true)
+		round(e, 2*time.Second, LoadHealthy, 100*time.Millisecond, true)
 		e.wantLimit(2) // the first release starts the interval
 		var got []int
 		for range 6 {
-			round(e, 2*time.Second, OutcomeSuccess, 100*time.Millisecond, true)
+			round(e, 2*time.Second, LoadHealthy, 100*time.Millisecond, true)
 			got = append(got, e.limit())
 		}
 		if fmt.Sprint(got) != "[3 4 5 5 5 5]" {
@@ -300,31 +300,31 @@ func TestConcurrencyIncrease(t *testing.T) {
 	t.Run("not before the interval", func(t *testing.T) {
 		t.Parallel()
 		e := setupConcurrency(t, cfg)
-		round(e, 0, OutcomeSuccess, 0, true) // starts the interval
-		round(e, 2*time.Second-time.Millisecond, OutcomeSuccess, 0, true)
+		round(e, 0, LoadHealthy, 0, true) // starts the interval
+		round(e, 2*time.Second-time.Millisecond, LoadHealthy, 0, true)
 		e.wantLimit(2)
-		round(e, time.Millisecond, OutcomeSuccess, 0, true)
+		round(e, time.Millisecond, LoadHealthy, 0, true)
 		e.wantLimit(3)
 	})
 
 	for _, tc := range []struct {
 		name   string
-		o      Outcome
+		o      LoadSignal
 		lat    time.Duration
 		ample  bool
 		rounds int
 	}{
-		{"not ample", OutcomeSuccess, 100 * time.Millisecond, false, 5},
-		{"other outcome", OutcomeOther, 100 * time.Millisecond, true, 5},
+		{"not ample", LoadHealthy, 100 * time.Millisecond, false, 5},
+		{"other outcome", LoadNone, 100 * time.Millisecond, true, 5},
 		// 1.8x: neither flat nor a rise. Only one round: a lasting shift
 		// becomes the new baseline within a few dozen calls (by design).
-		{"latency above flat", OutcomeSuccess, 180 * time.Millisecond, true, 1},
+		{"latency above flat", LoadHealthy, 180 * time.Millisecond, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := setupConcurrency(t, cfg)
 			for range 5 { // a baseline of 100ms
-				round(e, 0, OutcomeSuccess, 100*time.Millisecond, false)
+				round(e, 0, LoadHealthy, 100*time.Millisecond, false)
 			}
 			for range tc.rounds {
 				round(e, 2*time.Second, tc.o, tc.lat, tc.ample)
@@ -339,10 +339,10 @@ func TestConcurrencyIncrease(t *testing.T) {
 		for range 10 { // one call at a time out of 10
 			p := e.mustAcquire()
 			e.clk.Advance(2 * time.Second)
-			e.release(p, OutcomeSuccess, 0, true)
+			e.release(p, LoadHealthy, 0, true)
 		}
 		e.wantLimit(10)
-		round(e, 2*time.Second, OutcomeSuccess, 0, true) // all 10 in use
+		round(e, 2*time.Second, LoadHealthy, 0, true) // all 10 in use
 		e.wantLimit(11)
 	})
 }
@@ -352,30 +352,30 @@ func TestConcurrencyDecrease(t *testing.T) {
 	e := setupConcurrency(t, ConcurrencyConfig{Initial: 10, Min: 2, DecreaseFactor: 0.7, DecreaseCooldown: 2 * time.Second})
 	old := e.fill()
 
-	e.release(old[0], OutcomeOverload, 0, true)
+	e.release(old[0], LoadOverload, 0, true)
 	e.wantLimit(7)
 	// The rest of the burst, from permits taken before the cut: no further cut.
 	e.clk.Advance(time.Second)
-	e.release(old[1], OutcomeOverload, 0, true)
+	e.release(old[1], LoadOverload, 0, true)
 	e.wantLimit(7)
 	// After the cooldown, a permit taken before the cut still reports on the old limit.
 	e.clk.Advance(5 * time.Second)
-	e.release(old[2], OutcomeOverload, 0, true)
+	e.release(old[2], LoadOverload, 0, true)
 	e.wantLimit(7)
 	for _, p := range old[3:] {
-		e.release(p, OutcomeOther, 0, true)
+		e.release(p, LoadNone, 0, true)
 	}
 
 	// New overloads cut once per cooldown: 7 -> 4 -> 2, never below Min.
 	var got []int
 	for range 4 {
-		e.release(e.mustAcquire(), OutcomeOverload, 0, true)
+		e.release(e.mustAcquire(), LoadOverload, 0, true)
 		got = append(got, e.limit())
 		// A permit taken after the cut, failing within the cooldown: no cut.
 		e.clk.Advance(time.Millisecond)
 		p := e.mustAcquire()
 		e.clk.Advance(time.Second)
-		e.release(p, OutcomeOverload, 0, true)
+		e.release(p, LoadOverload, 0, true)
 		e.wantLimit(got[len(got)-1])
 		e.clk.Advance(time.Second)
 	}
@@ -392,11 +392,11 @@ func TestConcurrencyDecreaseDelaysIncrease(t *testing.T) {
 	e := setupConcurrency(t, ConcurrencyConfig{Initial: 4, IncreaseEvery: 2 * time.Second})
 	ps := e.fill()
 	e.clk.Advance(10 * time.Second)
-	e.release(ps[0], OutcomeSuccess, 0, true) // starts the interval
+	e.release(ps[0], LoadHealthy, 0, true) // starts the interval
 	e.clk.Advance(10 * time.Second)
-	e.release(ps[1], OutcomeOverload, 0, true) // 4 -> 2
+	e.release(ps[1], LoadOverload, 0, true) // 4 -> 2
 	e.wantLimit(2)
-	e.release(ps[2], OutcomeSuccess, 0, true)
+	e.release(ps[2], LoadHealthy, 0, true)
 	e.wantLimit(2) // the increase interval restarted at the cut
 }
 
@@ -416,10 +416,10 @@ func TestConcurrencyLatencyRise(t *testing.T) {
 			t.Parallel()
 			e := setupConcurrency(t, ConcurrencyConfig{Initial: 10, LatencyRise: tc.rise})
 			for range 20 { // baseline 100ms; not ample, so no increase
-				e.release(e.mustAcquire(), OutcomeSuccess, 100*time.Millisecond, false)
+				e.release(e.mustAcquire(), LoadHealthy, 100*time.Millisecond, false)
 			}
 			e.wantLimit(10)
-			e.release(e.mustAcquire(), OutcomeSuccess, tc.lat, false)
+			e.release(e.mustAcquire(), LoadHealthy, tc.lat, false)
 			e.wantLimit(tc.want)
 		})
 	}
@@ -428,13 +428,13 @@ func TestConcurrencyLatencyRise(t *testing.T) {
 		t.Parallel()
 		e := setupConcurrency(t, ConcurrencyConfig{Initial: 10, DecreaseCooldown: time.Millisecond})
 		for range 20 {
-			e.release(e.mustAcquire(), OutcomeSuccess, 100*time.Millisecond, false)
+			e.release(e.mustAcquire(), LoadHealthy, 100*time.Millisecond, false)
 		}
-		e.release(e.mustAcquire(), OutcomeSuccess, 10*time.Second, false) // cut: 10 -> 7
+		e.release(e.mustAcquire(), LoadHealthy, 10*time.Second, false) // cut: 10 -> 7
 		e.clk.Advance(time.Second)
 		// The baseline is now at most 110ms (sample clamped to 200ms), so
 		// 230ms is still a rise.
-		e.release(e.mustAcquire(), OutcomeSuccess, 230*time.Millisecond, false)
+		e.release(e.mustAcquire(), LoadHealthy, 230*time.Millisecond, false)
 		e.wantLimit(4)
 	})
 }
@@ -493,7 +493,7 @@ func TestConcurrencyParallelAcquire(t *testing.T) {
 						t.Errorf("Limit while holding = %d in flight, %v; want <= 5", n, err)
 					}
 					held.Add(-1)
-					if err := e.c.Release(e.ctx, p, OutcomeOther, 0, true); err != nil {
+					if err := e.c.Release(e.ctx, p, LoadNone, 0, true); err != nil {
 						t.Error(err)
 						return
 					}
@@ -532,8 +532,8 @@ func ExampleConcurrency() {
 	fmt.Println("acquired:", ok1, ok2, ok3, "retry after", retry)
 
 	// The provider answered 429 to one call: the limit shrinks.
-	_ = c.Release(ctx, p1, OutcomeOverload, 0, false)
-	_ = c.Release(ctx, p2, OutcomeSuccess, 800*time.Millisecond, true)
+	_ = c.Release(ctx, p1, LoadOverload, 0, false)
+	_ = c.Release(ctx, p2, LoadHealthy, 800*time.Millisecond, true)
 	limit, inFlight, _ := c.Limit(ctx, "acme")
 	fmt.Println("limit:", limit, "in flight:", inFlight)
 	// Output:
@@ -564,7 +564,7 @@ func BenchmarkConcurrencyAcquireRelease(b *testing.B) {
 		if err != nil || !ok {
 			b.Fatalf("Acquire = %v, %v", ok, err)
 		}
-		if err := c.Release(ctx, p, OutcomeSuccess, 100*time.Millisecond, true); err != nil {
+		if err := c.Release(ctx, p, LoadHealthy, 100*time.Millisecond, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -583,7 +583,7 @@ func BenchmarkConcurrencyAcquireReleaseParallel(b *testing.B) {
 				b.Errorf("Acquire = %v, %v", ok, err)
 				return
 			}
-			if err := c.Release(ctx, p, OutcomeSuccess, 100*time.Millisecond, true); err != nil {
+			if err := c.Release(ctx, p, LoadHealthy, 100*time.Millisecond, true); err != nil {
 				b.Error(err)
 				return
 			}

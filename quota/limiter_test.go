@@ -603,6 +603,36 @@ func (p *simProvider) admit(now time.Time, tokens float64) (bool, HeaderInfo) {
 	return ok, hi(int64(p.rpm), int64(math.Floor(p.req)), int64(p.tpm), int64(math.Floor(p.tok)))
 }
 
+// simEvents is the event queue of the simulations: next pops the earliest
+// event (a linear scan is plenty for a few dozen workers; ties go to the
+// first pushed).
+type simEvents[E any] struct {
+	list []E
+	at   func(E) time.Time
+}
+
+func (q *simEvents[E]) push(e E) { q.list = append(q.list, e) }
+
+// next pops the earliest event due no later than end, dropping those due
+// after it; false once none is left.
+func (q *simEvents[E]) next(end time.Time) (E, bool) {
+	for len(q.list) > 0 {
+		k := 0
+		for i := range q.list {
+			if q.at(q.list[i]).Before(q.at(q.list[k])) {
+				k = i
+			}
+		}
+		ev := q.list[k]
+		q.list = append(q.list[:k], q.list[k+1:]...)
+		if !q.at(ev).After(end) {
+			return ev, true
+		}
+	}
+	var none E
+	return none, false
+}
+
 // simRand is a tiny deterministic generator (no global state).
 type simRand uint64
 
@@ -652,25 +682,17 @@ func TestSimulation(t *testing.T) {
 				done   *job
 			}
 			limiters := make([]*Limiter, tt.workers)
-			var events []event
+			q := simEvents[event]{at: func(e event) time.Time { return e.at }}
 			for i := range limiters {
 				limiters[i] = e.with(Config{})
-				events = append(events, event{at: limStart.Add(time.Duration(i) * time.Millisecond), worker: i})
+				q.push(event{at: limStart.Add(time.Duration(i) * time.Millisecond), worker: i})
 			}
 			end := limStart.Add(minutes * time.Minute)
 			nextOutside := limStart
-			for len(events) > 0 {
-				// Pop the earliest event (a linear scan is plenty for 32 workers).
-				k := 0
-				for i := range events {
-					if events[i].at.Before(events[k].at) {
-						k = i
-					}
-				}
-				ev := events[k]
-				events = append(events[:k], events[k+1:]...)
-				if ev.at.After(end) {
-					continue
+			for {
+				ev, ok := q.next(end)
+				if !ok {
+					break
 				}
 				for tt.outside > 0 && !nextOutside.After(ev.at) { // 1s ticks of outside spend
 					p.refill(nextOutside)
@@ -683,7 +705,7 @@ func TestSimulation(t *testing.T) {
 					if err := l.Settle(e.ctx, j.r, j.info, &j.usage); err != nil {
 						t.Fatal(err)
 					}
-					events = append(events, event{at: ev.at, worker: ev.worker})
+					q.push(event{at: ev.at, worker: ev.worker})
 					continue
 				}
 				input := 200 + rng.intn(1600)
@@ -693,7 +715,7 @@ func TestSimulation(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !d.OK {
-					events = append(events, event{at: ev.at.Add(d.Wait), worker: ev.worker})
+					q.push(event{at: ev.at.Add(d.Wait), worker: ev.worker})
 					continue
 				}
 				ok, info := p.admit(ev.at, float64(input+maxOutput))
@@ -704,12 +726,12 @@ func TestSimulation(t *testing.T) {
 					if err := l.RecordThrottle(e.ctx, e.acct); err != nil {
 						t.Fatal(err)
 					}
-					events = append(events, event{at: ev.at.Add(time.Second), worker: ev.worker})
+					q.push(event{at: ev.at.Add(time.Second), worker: ev.worker})
 					continue
 				}
 				out := 50 + rng.intn(maxOutput-50)
 				latency := time.Duration(1000+rng.intn(3000)) * time.Millisecond
-				events = append(events, event{at: ev.at.Add(latency), worker: ev.worker, done: &job{
+				q.push(event{at: ev.at.Add(latency), worker: ev.worker, done: &job{
 					r: d.Reservation, info: info,
 					usage: Usage{InputTokens: int64(input), OutputTokens: int64(out), TotalTokens: int64(input + out)},
 				}})

@@ -13,56 +13,15 @@
 # "paused until" and takes the screenshot.
 #
 # Usage: scripts/quota-page.sh   (needs go, redis-server, redis-cli, curl, chromium)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+name=quota-page
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+on_fail() { cp "$work"/*.html "$work"/*.log /tmp/ 2>/dev/null || true; } # kept for a look: /tmp/running.html ...
 
-work=$(mktemp -d)
-pids=()
-redis_port=
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -n "${redis_port:-}" ]; then redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "quota-page: FAIL: $*" >&2
-  cp "$work"/*.html "$work"/*.log /tmp/ 2>/dev/null || true # kept for a look: /tmp/running.html ...
-  exit 1
-}
-
-command -v chromium >/dev/null || fail "chromium is missing (apt-get install chromium)"
-
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 20000))
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-  done
-  fail "no free port found"
-}
-wait_for() {
-  for _ in $(seq 1 100); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for: $*"
-}
-
-pq=$work/promptq
-go build -o "$pq" ./cmd/promptq
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --daemonize yes --dir "$work" --pidfile "$work/redis.pid" --logfile "$work/redis.log"
-wait_for redis-cli -p "$redis_port" ping
-redis="redis://127.0.0.1:$redis_port/0"
-
-fake_port=$(free_port)
-"$pq" fake-openai --addr "127.0.0.1:$fake_port" --rpm 120 --tpm 40000 --burst 5s >"$work/fake.log" 2>&1 &
-pids+=($!)
-wait_for bash -c "echo >/dev/tcp/127.0.0.1/$fake_port"
+need_chromium
+build_promptq
+start_redis
+start_fake --rpm 120 --tpm 40000 --burst 5s
 
 for i in $(seq 1 300); do
   printf '{"id":"qp_%d","model":"gpt-4o-mini","input":"Summarise item %d in one line.","max_output_tokens":64}\n' "$i" "$i"

@@ -9,66 +9,15 @@
 # chromium package is installed when missing and we are root).
 #
 # Usage: scripts/screenshot.sh            (run from anywhere)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+name=screenshot
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-work=$(mktemp -d)
-pids=()
-redis_port=
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  # SHUTDOWN returns once redis-server has stopped writing into $work.
-  if [ -n "${redis_port:-}" ]; then redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "screenshot: installing chromium (Debian package)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "screenshot: chromium is missing; install it first" >&2
-    exit 1
-  fi
-fi
-
-# free_port prints a loopback port nothing listens on (racy, but fine here).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 20000))
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-  done
-  echo "screenshot: no free port found" >&2
-  return 1
-}
-
-# wait_for runs "$@" until it succeeds, for at most ~10s.
-wait_for() {
-  for _ in $(seq 1 100); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "screenshot: timed out waiting for: $*" >&2
-  return 1
-}
-
-pq=$work/promptq
-go build -o "$pq" ./cmd/promptq
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --daemonize yes --dir "$work" --pidfile "$work/redis.pid" --logfile "$work/redis.log"
-wait_for redis-cli -p "$redis_port" ping
-redis="redis://127.0.0.1:$redis_port/0"
+need_chromium
+build_promptq
+start_redis
 echo "screenshot: redis-server on 127.0.0.1:$redis_port"
-
-fake_port=$(free_port)
-"$pq" fake-openai --addr "127.0.0.1:$fake_port" >"$work/fake.log" 2>&1 &
-pids+=($!)
-wait_for bash -c "echo >/dev/tcp/127.0.0.1/$fake_port"
+start_fake
 
 # write_tasks N PREFIX writes N prompt tasks, one in three on critical. IDs use
 # "_", not "-": asynqmon shows only the part of a task ID before the first "-".

@@ -12,7 +12,7 @@
 // default DefaultQueue). A Payload.ID is an idempotency key: it becomes the
 // asynq task id, so enqueuing the same id again while the task is retained
 // adds nothing and reports Outcome.Duplicate instead of an error. An invalid
-// payload is a *FieldError naming the field. Enqueuer.Opts (TaskOptions) sets
+// payload is a *FieldError naming the field. Enqueuer.Opts (Options) sets
 // how long results are kept, how many real failures a task may have (waits
 // for quota or a pause do not count) and a per-attempt timeout. Payloads read
 // from JSON (a JSONL line, a request body) go through ParsePayload, which
@@ -30,7 +30,7 @@
 // # Results
 //
 // A worker stores each finished task's Result with asynq, where it is kept
-// for TaskOptions.Retention (default RetentionDefault). GetResult reads one
+// for Options.Retention (default RetentionDefault). GetResult reads one
 // task by id and returns ErrNotFinished while it is still queued or running;
 // Wait polls until it is finished; ListResults walks every finished task of
 // a queue, completed ones first, then archived (failed for good) ones.

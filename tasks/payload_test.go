@@ -78,7 +78,7 @@ func TestInputRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task, err := NewPromptTask(p, TaskOptions{})
+	task, err := NewPromptTask(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ const RetentionDefault = 24 * time.Hour
 // archived. Waits for quota or a pause do not count.
 const MaxRetryDefault = 10
 
-// TaskOptions tunes how tasks are enqueued.
-type TaskOptions struct {
+// Options tunes how tasks are enqueued.
+type Options struct {
 	Retention time.Duration // how long results are kept (default RetentionDefault)
 	MaxRetry  int           // real failures before archiving (0 = MaxRetryDefault, negative = none)
 	Timeout   time.Duration // per-attempt timeout (default 0: asynq's 30m)
@@ -30,7 +30,7 @@ type TaskOptions struct {
 // NewPromptTask validates p and returns the asynq task for it. A non-empty
 // p.ID becomes the TaskID so that the same id is enqueued once. The task's
 // payload carries the time of the call as EnqueuedAt (p is not changed).
-func NewPromptTask(p *Payload, o TaskOptions) (*asynq.Task, error) {
+func NewPromptTask(p *Payload, o Options) (*asynq.Task, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func NewPromptTask(p *Payload, o TaskOptions) (*asynq.Task, error) {
 // to produce work. It is safe for concurrent use.
 type Enqueuer struct {
 	Client *asynq.Client // connection to the Redis the workers consume (required)
-	Opts   TaskOptions   // retention, retries and timeout of every task (zero: defaults)
+	Opts   Options       // retention, retries and timeout of every task (zero: defaults)
 }
 
 // Outcome says where one Enqueue put its task: the id and queue to pass to

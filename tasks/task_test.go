@@ -125,9 +125,9 @@ func TestEnqueuer(t *testing.T) {
 	t.Run("options reach the task", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t)
-		e.enq.Opts = tasks.TaskOptions{Retention: 2 * time.Hour, MaxRetry: 3, Timeout: 90 * time.Second}
+		e.enq.Opts = tasks.Options{Retention: 2 * time.Hour, MaxRetry: 3, Timeout: 90 * time.Second}
 		e.enqueue(t, e.payload("opt-1", "hello"))
-		e.enq.Opts = tasks.TaskOptions{MaxRetry: -1}
+		e.enq.Opts = tasks.Options{MaxRetry: -1}
 		e.enqueue(t, e.payload("opt-2", "hello"))
 
 		info, err := e.insp.GetTaskInfo(e.queue, "opt-1")

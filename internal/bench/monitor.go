@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/promptq/promptq/internal/keys"
 )
 
 // Owners a command sent to Redis is attributed to, by its first key.
@@ -150,9 +152,9 @@ func parseMonitorLine(line string) (owner, cmd string, ok bool) {
 		key = args[1]
 	}
 	switch {
-	case strings.HasPrefix(key, "promptq:"):
+	case strings.HasPrefix(key, keys.Prefix):
 		owner = OwnerPromptq
-	case strings.HasPrefix(key, "asynq:"):
+	case strings.HasPrefix(key, keys.AsynqPrefix):
 		owner = OwnerAsynq
 	default:
 		owner = OwnerOther

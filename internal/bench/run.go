@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
+	"github.com/promptq/promptq/internal/keys"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/tasks"
 )
@@ -300,7 +301,7 @@ func (e *runEnv) utilisation(r *RunResult, st fakeopenai.Stats, l limits) {
 func (e *runEnv) enqueue(ctx context.Context, ps []*tasks.Payload) (map[string]time.Time, error) {
 	c := asynq.NewClient(e.aopt)
 	defer c.Close()
-	enq := &tasks.Enqueuer{Client: c, Opts: tasks.TaskOptions{Retention: time.Hour}}
+	enq := &tasks.Enqueuer{Client: c, Opts: tasks.Options{Retention: time.Hour}}
 	at := make(map[string]time.Time, len(ps))
 	for _, p := range ps {
 		if _, err := enq.Enqueue(ctx, p); err != nil {
@@ -427,7 +428,12 @@ func (w *watch) wait(ctx context.Context) error {
 			return err
 		}
 	}
-	completed, archived := "asynq:{"+w.queue+"}:completed", "asynq:{"+w.queue+"}:archived" // asynq's key layout
+	// Finished tasks are counted with two ZCARDs on asynq's sorted sets, not
+	// with Inspector.GetQueueInfo: that one runs a script of a dozen reads
+	// (an HGET only while tasks are pending) plus a memory-usage sampling
+	// script, every 20 ms, and the figures could no longer leave the bench's
+	// own commands out exactly (see w.zcards).
+	completed, archived := keys.AsynqCompleted(w.queue), keys.AsynqArchived(w.queue)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	phase, okAtResume, pauseSeen, first429 := phaseBefore, 0, false, false

@@ -204,7 +204,7 @@ func (d *demoFlags) startWorkers(ctx context.Context, aopt asynq.RedisConnOpt, r
 func (d *demoFlags) enqueueSamples(ctx context.Context, aopt asynq.RedisConnOpt) error {
 	client := asynq.NewClient(aopt)
 	defer client.Close()
-	enq := &tasks.Enqueuer{Client: client, Opts: tasks.TaskOptions{Retention: time.Hour}}
+	enq := &tasks.Enqueuer{Client: client, Opts: tasks.Options{Retention: time.Hour}}
 	runID := time.Now().Format("150405")
 	for i := range d.n {
 		if _, err := enq.Enqueue(ctx, demoPayload(runID, i, d.model)); err != nil {

@@ -125,9 +125,9 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 }
 
 // taskOptions are the options of tasks enqueued by a command; maxRetry 0
-// means no retry at all (tasks.TaskOptions takes -1 for that).
-func taskOptions(retention time.Duration, maxRetry int, timeout time.Duration) tasks.TaskOptions {
-	o := tasks.TaskOptions{Retention: retention, MaxRetry: max(maxRetry, 0), Timeout: timeout}
+// means no retry at all (tasks.Options takes -1 for that).
+func taskOptions(retention time.Duration, maxRetry int, timeout time.Duration) tasks.Options {
+	o := tasks.Options{Retention: retention, MaxRetry: max(maxRetry, 0), Timeout: timeout}
 	if maxRetry == 0 {
 		o.MaxRetry = -1
 	}

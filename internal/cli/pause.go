@@ -64,7 +64,7 @@ func runPause(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	for _, a := range accts {
-		rec, err := gate.Pause(ctx, a, pausegate.PauseRequest{Until: end, Reason: reason, Kind: "manual"})
+		rec, err := gate.Pause(ctx, a, pausegate.PauseRequest{Until: end, Reason: reason, Kind: pausegate.KindManual})
 		if err != nil {
 			return fmt.Errorf("pause %s: %w", a, err)
 		}

@@ -95,7 +95,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusServiceUnavailable, CodeUnavailable, "pausing "+a+" failed; Redis may be unreachable", "")
 			return
 		}
-		pa := PausedAccount{Account: a, Reason: rec.Reason, Kind: rec.Kind}
+		pa := PausedAccount{Account: a, Reason: rec.Reason, Kind: string(rec.Kind)}
 		if !rec.Until.IsZero() {
 			u := rec.Until.UTC().Format(time.RFC3339)
 			pa.Until = &u

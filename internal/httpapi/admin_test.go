@@ -31,7 +31,7 @@ func TestPauseResume(t *testing.T) {
 
 	var pr PauseResponse
 	e.doJSON(t, "POST", "/v1/pause?account="+e.account, `{"for":"30m","reason":"provider incident"}`, "", http.StatusOK, &pr)
-	if len(pr.Paused) != 1 || pr.Paused[0].Account != e.account || pr.Paused[0].Until == nil || pr.Paused[0].Kind != pausegate.KindManual {
+	if len(pr.Paused) != 1 || pr.Paused[0].Account != e.account || pr.Paused[0].Until == nil || pr.Paused[0].Kind != string(pausegate.KindManual) {
 		t.Fatalf("pause response = %+v", pr)
 	}
 	rec, active, err := gate.Check(ctx, e.account)

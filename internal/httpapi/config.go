@@ -87,7 +87,7 @@ type Config struct {
 	Accounts func(ctx context.Context) ([]string, error)
 	// TaskOptions are the asynq options of enqueued tasks (retention, max
 	// retry, timeout). Default: tasks' defaults.
-	TaskOptions tasks.TaskOptions
+	TaskOptions tasks.Options
 	// Registry receives the metrics collectors. Default: a new registry with
 	// the Go and process collectors besides promptq's.
 	Registry *prometheus.Registry

@@ -59,7 +59,7 @@ type Report struct {
 func NewPause(account string, rec pausegate.Record, active bool, now time.Time) Pause {
 	ps := Pause{Paused: active, Account: account}
 	if active {
-		ps.Reason, ps.Kind, ps.SetBy = rec.Reason, rec.Kind, rec.SetBy
+		ps.Reason, ps.Kind, ps.SetBy = rec.Reason, string(rec.Kind), rec.SetBy
 		if !rec.Until.IsZero() {
 			s := rec.Until.UTC().Format(time.RFC3339)
 			ps.Until = &s

@@ -30,7 +30,7 @@ func (h *Handler) admitTask(ctx context.Context, j *job) (a *route, res quota.Re
 	} else {
 		res, waited, err = h.admit(ctx, a, j.input, j.maxOut, j.p.Tenant)
 	}
-	var deferred *backoff.Wait
+	var deferred *backoff.Deferral
 	if err == nil || errors.As(err, &deferred) {
 		h.cfg.Metrics.admitted(time.Since(admitStart), err != nil)
 	}
@@ -64,7 +64,7 @@ func tooLarge(input quota.Input, maxOut int64, what string) error {
 
 // admit waits for the gate and for quota headroom on account a. It
 // returns a reservation and whether getting it took any wait (a scheduled
-// turn or a retry), or an error to hand back to asynq (a *backoff.Wait when
+// turn or a retry), or an error to hand back to asynq (a *backoff.Deferral when
 // the task should come back later without counting as a failure). tenant
 // ("" = none) is the task's producer, held to its budget if it has one.
 func (h *Handler) admit(ctx context.Context, a *route, input quota.Input, maxOut int64, tenant string) (quota.Reservation, bool, error) {
@@ -113,23 +113,23 @@ func (h *Handler) admit(ctx context.Context, a *route, input quota.Input, maxOut
 		case d.Probe:
 			h.stall.held(time.Now(), h.log, "cold-start probe: a reservation is in flight and no response has settled yet")
 			if d.Wait > h.cfg.MaxInlineWait {
-				return quota.Reservation{}, waited, &backoff.Wait{Delay: d.Wait, Reason: waitReason(d)}
+				return quota.Reservation{}, waited, &backoff.Deferral{Delay: d.Wait, Reason: waitReason(d)}
 			}
 		case d.FairShare && h.yields.Allow():
 			// Another tenant with pending work is behind its share: step
 			// aside, so this slot can take other work, possibly that
 			// tenant's (tasks in one FIFO queue would otherwise reach the
 			// workers only in arrival order).
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 		case d.Wait > h.cfg.MaxInlineWait:
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
 		}
 		// Wait out a short deficit (or, past YieldsPerSecond, other
 		// tenants' turns) here, then ask again, but never hold the task's
 		// slot longer than MaxInlineWait in all: then the task goes back to
 		// asynq and the slot takes other work.
 		if time.Since(started) > h.cfg.MaxInlineWait {
-			return quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
+			return quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(d.Wait), Reason: waitReason(d)}
 		}
 		waited = true
 		if err := h.sleep(ctx, max(d.Wait, time.Millisecond)); err != nil && ctx.Err() != nil {
@@ -180,7 +180,7 @@ func (h *Handler) comeBackIn(wait time.Duration) time.Duration {
 
 func (h *Handler) pausedWait(until time.Time, reason string) error {
 	if until.IsZero() {
-		return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "paused: " + reason}
+		return &backoff.Deferral{Delay: h.cfg.ManualPausePoll, Reason: "paused: " + reason}
 	}
-	return &backoff.Wait{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
+	return &backoff.Deferral{Delay: max(until.Sub(h.cfg.Clock.Now()), time.Second), Reason: "paused: " + reason}
 }

@@ -61,15 +61,15 @@ func (h *Handler) claimTask(ctx context.Context, taskID string, log zerolog.Logg
 			log.Warn().Str("dead_owner", c.Owner).Msg("took over the claim of a worker that is gone")
 			return owner, nil, nil
 		case answer.OwnerAlive:
-			return "", nil, &backoff.Wait{Delay: min(max(c.Remaining, time.Second), 15*time.Second),
+			return "", nil, &backoff.Deferral{Delay: min(max(c.Remaining, time.Second), 15*time.Second),
 				Reason: "another attempt's provider call is still running"}
 		case answer.OwnerSuspect:
-			return "", nil, &backoff.Wait{Delay: answer.TakeoverGrace + time.Second,
+			return "", nil, &backoff.Deferral{Delay: answer.TakeoverGrace + time.Second,
 				Reason: "the worker calling the provider for this task looks gone"}
 		}
 		// ClaimChanged: look again.
 	}
-	return "", nil, &backoff.Wait{Delay: time.Second, Reason: "idempotency record changing"}
+	return "", nil, &backoff.Deferral{Delay: time.Second, Reason: "idempotency record changing"}
 }
 
 // releaseClaim gives the claim up after a failed call, so the retry may call.
@@ -103,7 +103,7 @@ func (h *Handler) storeAnswer(ctx context.Context, t *asynq.Task, taskID string,
 			if h.spool != nil {
 				h.spool.Kick()
 			}
-			return &backoff.Wait{Delay: time.Second, Reason: "answer spooled, stored once Redis is back"}
+			return &backoff.Deferral{Delay: time.Second, Reason: "answer spooled, stored once Redis is back"}
 		case <-time.After(b.Next()):
 		}
 	}
@@ -132,7 +132,7 @@ func (h *Handler) writeAnswer(ctx context.Context, t *asynq.Task, data []byte) e
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	h.redisLog.Warn().Err(err).Msg("result not written; the answer is stored and the task will complete on its next attempt")
-	return &backoff.Wait{Delay: time.Second, Reason: "answer stored, result write pending"}
+	return &backoff.Deferral{Delay: time.Second, Reason: "answer stored, result write pending"}
 }
 
 // answerData is a result as stored in the idempotency record.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota/backoff"
 )
 
@@ -133,5 +134,24 @@ func TestForbiddenTrackerWindow(t *testing.T) {
 	}
 	if !f.add("d", t0.Add(ForbiddenWindow+3*time.Minute)) { // b, c, d
 		t.Fatal("three models within the window must trip the tracker")
+	}
+}
+
+// Every failure kind that pauses the account (pauseFor) names its pause with
+// one of pausegate's kinds, not with a spelling of its own.
+func TestPauseKind(t *testing.T) {
+	tests := []struct {
+		kind backoff.Kind
+		want pausegate.Kind
+	}{
+		{backoff.KindRateLimit, pausegate.KindRateLimit},
+		{backoff.KindQuota, pausegate.KindQuota},
+		{backoff.KindAuth, pausegate.KindAuth},
+		{backoff.KindForbidden, pausegate.KindAuth},
+	}
+	for _, tt := range tests {
+		if got := pauseKind(&backoff.Error{Kind: tt.kind}); got != tt.want {
+			t.Errorf("pauseKind(%s) = %q, want %q", tt.kind, got, tt.want)
+		}
 	}
 }

@@ -51,7 +51,7 @@ type gate interface {
 // (--adaptive-concurrency).
 type concurrency interface {
 	Acquire(ctx context.Context, account string) (quota.Permit, bool, time.Duration, error)
-	Release(ctx context.Context, p quota.Permit, o quota.Outcome, latency time.Duration, ample bool) error
+	Release(ctx context.Context, p quota.Permit, o quota.LoadSignal, latency time.Duration, ample bool) error
 }
 
 // completer sends one prompt to the provider.

@@ -118,7 +118,7 @@ func TestHandlerQuotaPausesAccount(t *testing.T) {
 	}
 	// The next task does not reach the provider.
 	err = f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"again","max_output_tokens":32}`))
-	var w *backoff.Wait
+	var w *backoff.Deferral
 	if !errors.As(err, &w) || w.Delay < 59*time.Minute {
 		t.Fatalf("want a wait until the pause ends, got %v", err)
 	}
@@ -133,7 +133,7 @@ func TestHandlerLongQuotaWaitReturnsTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := f.h.ProcessTask(context.Background(), task(`{"model":"m","input":"two","max_output_tokens":32}`))
-	var w *backoff.Wait
+	var w *backoff.Deferral
 	if !errors.As(err, &w) || w.Delay <= MaxInlineWaitDefault {
 		t.Fatalf("want a long wait returned to asynq, got %v", err)
 	}
@@ -339,7 +339,7 @@ func TestHandlerWaitsOutShortPause(t *testing.T) {
 	ctx := context.Background()
 	p := `{"model":"gpt-4o-mini","input":"hello","max_output_tokens":32}`
 
-	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(150 * time.Millisecond), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(150 * time.Millisecond), Reason: "429", Kind: pausegate.KindRateLimit}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -350,12 +350,12 @@ func TestHandlerWaitsOutShortPause(t *testing.T) {
 		t.Fatalf("the call went out after %v, before the pause ended", waited)
 	}
 
-	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(10 * time.Second), Reason: "429", Kind: string(backoff.KindRateLimit)}); err != nil {
+	if _, err := f.gate.Pause(ctx, f.account, pausegate.PauseRequest{Until: time.Now().Add(10 * time.Second), Reason: "429", Kind: pausegate.KindRateLimit}); err != nil {
 		t.Fatal(err)
 	}
-	var w *backoff.Wait
+	var w *backoff.Deferral
 	if err := f.h.ProcessTask(ctx, task(p)); !errors.As(err, &w) {
-		t.Fatalf("long pause: %v, want the task back to asynq (*backoff.Wait)", err)
+		t.Fatalf("long pause: %v, want the task back to asynq (*backoff.Deferral)", err)
 	}
 	if s := f.fake.Stats(); s.Requests != 1 {
 		t.Fatalf("provider saw %d requests, want 1", s.Requests)

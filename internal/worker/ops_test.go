@@ -27,7 +27,7 @@ func TestOpsHandler(t *testing.T) {
 	}
 	// One task that succeeds, one the provider fails with a 5xx; and a
 	// pause, which is cluster state: serve's, not this worker's.
-	at, err := tasks.NewPromptTask(&tasks.Payload{Model: "gpt-4o-mini", Input: tasks.Input{Text: "hello"}, MaxOutputTokens: 32}, tasks.TaskOptions{})
+	at, err := tasks.NewPromptTask(&tasks.Payload{Model: "gpt-4o-mini", Input: tasks.Input{Text: "hello"}, MaxOutputTokens: 32}, tasks.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

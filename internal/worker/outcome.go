@@ -36,7 +36,7 @@ func (h *Handler) failed(ctx context.Context, j *job, c *call) (again bool, err 
 	cl := backoff.ClassifyCall(c.err, c.resp.Seen(), c.now)
 	cl = backoff.TooLarge(cl, c.estIn+j.maxOut, c.info.Tokens.Limit)
 	if cl.Kind == backoff.KindRateLimit || cl.Kind == backoff.KindServer {
-		c.outcome = quota.OutcomeOverload
+		c.outcome = quota.LoadOverload
 	}
 	h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, string(cl.Kind), c.took)
 	log := j.log.With().Str("kind", string(cl.Kind)).Int("status", cl.StatusCode).Logger()
@@ -200,9 +200,9 @@ func (h *Handler) pauseFor(c *backoff.Error, model string, now time.Time) (time.
 
 // pauseKind is the pause record's kind for a failure: a 403 that pauses the
 // account is an auth pause.
-func pauseKind(c *backoff.Error) string {
+func pauseKind(c *backoff.Error) pausegate.Kind {
 	if c.Kind == backoff.KindForbidden {
 		return pausegate.KindAuth
 	}
-	return string(c.Kind)
+	return pausegate.Kind(c.Kind)
 }

@@ -34,7 +34,7 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 		if round > 0 && time.Since(started) > 2*h.cfg.MaxInlineWait {
 			// Accounts paused and resumed under our feet, turns taken as
 			// soon as found: let the slot take other work for a moment.
-			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: time.Second, Reason: "pool busy; asking again"}
+			return nil, quota.Reservation{}, waited, &backoff.Deferral{Delay: time.Second, Reason: "pool busy; asking again"}
 		}
 		cands, paused := h.candidates(j)
 		if len(cands) == 0 {
@@ -94,10 +94,10 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 			}
 			return nil, quota.Reservation{}, waited, h.poolWait(paused, hs)
 		case pk.wait > h.cfg.MaxInlineWait:
-			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(pk.wait), Reason: "waiting for quota headroom on every account of the pool"}
+			return nil, quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(pk.wait), Reason: "waiting for quota headroom on every account of the pool"}
 		}
 		if time.Since(started) > h.cfg.MaxInlineWait {
-			return nil, quota.Reservation{}, waited, &backoff.Wait{Delay: h.comeBackIn(wait), Reason: "waiting for quota headroom on every account of the pool"}
+			return nil, quota.Reservation{}, waited, &backoff.Deferral{Delay: h.comeBackIn(wait), Reason: "waiting for quota headroom on every account of the pool"}
 		}
 		waited = true
 		if err := h.sleep(ctx, max(wait, time.Millisecond)); err != nil && ctx.Err() != nil {
@@ -143,7 +143,7 @@ func (h *Handler) poolWait(paused, peeked []quota.Headroom) error {
 	case indefinite:
 		return h.pausedWait(time.Time{}, reason)
 	}
-	return &backoff.Wait{Delay: h.cfg.ManualPausePoll, Reason: "no account of the pool can take the task now"}
+	return &backoff.Deferral{Delay: h.cfg.ManualPausePoll, Reason: "no account of the pool can take the task now"}
 }
 
 // waitPoolPause waits out the first pause of the pool's accounts when it

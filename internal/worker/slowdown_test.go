@@ -59,7 +59,7 @@ func TestHandlerTenantBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := h.ProcessTask(ctx, task(`{"model":"m","input":"two","max_output_tokens":32,"tenant":"noisy"}`))
-	var w *backoff.Wait
+	var w *backoff.Deferral
 	if !errors.As(err, &w) || backoff.IsFailure(err) {
 		t.Fatalf("over its daily budget the tenant's task = %v, want a wait that is no failure", err)
 	}
@@ -100,7 +100,7 @@ func TestHandlerYieldsFairShare(t *testing.T) {
 	// A's task yields too: handed back to asynq at once, so the slot can
 	// take other work.
 	err = f.h.ProcessTask(ctx, task(`{"model":"m","input":"one","max_output_tokens":32,"tenant":"A"}`))
-	var w *backoff.Wait
+	var w *backoff.Deferral
 	if !errors.As(err, &w) || backoff.IsFailure(err) || !strings.Contains(w.Reason, "fair share") || w.Delay < time.Second {
 		t.Fatalf("A's task while ahead of its fair share = %v, want it handed back to asynq (no failure, delay >= 1s)", err)
 	}

@@ -23,7 +23,7 @@ func (h *Handler) acquirePermit(ctx context.Context, account string) (quota.Perm
 		case ok:
 			return p, nil
 		case time.Now().Add(retry).After(deadline):
-			return quota.Permit{}, &backoff.Wait{Delay: max(retry, time.Second), Reason: "adaptive concurrency limit reached"}
+			return quota.Permit{}, &backoff.Deferral{Delay: max(retry, time.Second), Reason: "adaptive concurrency limit reached"}
 		}
 		// Every waiter gets the same hint: jitter spreads them out.
 		jitter := time.Duration(rand.Int64N(int64(retry)/2 + 1))
@@ -131,7 +131,7 @@ func (h *Handler) holdShared(ctx context.Context, account string) bool {
 // sharedWait gives a task of a paused account back to asynq soon: another
 // account that consumes the queue takes it.
 func sharedWait(reason string) error {
-	return &backoff.Wait{Delay: SharedPauseRetry, Reason: "paused (queue shared with active accounts): " + reason}
+	return &backoff.Deferral{Delay: SharedPauseRetry, Reason: "paused (queue shared with active accounts): " + reason}
 }
 
 // errPauseAnnounced ends a wait early: a pause was announced meanwhile.

@@ -7,19 +7,29 @@ import (
 	"time"
 )
 
-// DefaultJitter is the jitter RetryDelay applies: ±10% of the delay.
+// DefaultJitter is the jitter of every DefaultPolicy: ±10% of the delay.
 const DefaultJitter = 0.1
 
-// Policy is the exponential backoff range of one Kind: the first retry waits
+// Policy is the exponential backoff of one Kind: the first retry waits
 // about Base, each later one twice as long, never more than Cap (unless the
 // provider asked for longer).
 type Policy struct {
 	Base, Cap time.Duration
+	// Jitter spreads each delay by ±Jitter of itself (0..1; 0 gives exact
+	// delays) so that tasks failing together do not retry together.
+	Jitter float64
 }
 
-// DefaultPolicy returns the backoff range for a kind; see the package doc for
-// the table. An unrecognised kind gets KindUnknown's policy.
+// DefaultPolicy returns the backoff of a kind, with DefaultJitter; see the
+// package doc for the table. An unrecognised kind gets KindUnknown's policy.
 func DefaultPolicy(kind Kind) Policy {
+	p := defaultRange(kind)
+	p.Jitter = DefaultJitter
+	return p
+}
+
+// defaultRange is DefaultPolicy without the jitter.
+func defaultRange(kind Kind) Policy {
 	switch kind {
 	case KindRateLimit, KindNetwork:
 		return Policy{Base: time.Second, Cap: time.Minute}
@@ -41,25 +51,26 @@ func DefaultPolicy(kind Kind) Policy {
 	}
 }
 
-// ComputeBackoff returns how long to wait before retry number attempt (0 is
-// the first retry): base*2^attempt capped at cap, jittered by ±jitter (0..1)
-// as d*(1+jitter*(2r-1)) with r uniform in [0,1), then kept within
-// [retryAfter, max(cap, retryAfter)]. A provider's retryAfter is therefore
-// always honoured, even beyond cap; without one the result never exceeds cap.
-// A base or cap <= 0 takes the value from DefaultPolicy(kind). Negative
-// attempts count as 0; huge ones saturate at cap.
-func ComputeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration, jitter float64) time.Duration {
-	return computeBackoff(attempt, kind, retryAfter, base, cap, jitter, rand.Float64())
+// Delay returns how long to wait before retry number attempt (0 is the
+// first retry): Base*2^attempt capped at Cap, jittered by ±Jitter as
+// d*(1+Jitter*(2r-1)) with r uniform in [0,1), then kept within
+// [retryAfter, max(Cap, retryAfter)]. A provider's retryAfter is therefore
+// always honoured, even beyond Cap; without one the result never exceeds
+// Cap. A Base or Cap <= 0 takes the value from DefaultPolicy(KindUnknown).
+// Negative attempts count as 0; huge ones saturate at Cap.
+func (p Policy) Delay(attempt int, retryAfter time.Duration) time.Duration {
+	return p.delay(attempt, retryAfter, rand.Float64())
 }
 
-// computeBackoff is ComputeBackoff with the random draw r given, for tests.
-func computeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration, jitter, r float64) time.Duration {
-	p := DefaultPolicy(kind)
+// delay is Delay with the random draw r given, for tests.
+func (p Policy) delay(attempt int, retryAfter time.Duration, r float64) time.Duration {
+	def := DefaultPolicy(KindUnknown)
+	base, cap := p.Base, p.Cap
 	if base <= 0 {
-		base = p.Base
+		base = def.Base
 	}
 	if cap <= 0 {
-		cap = p.Cap
+		cap = def.Cap
 	}
 	base = min(base, cap)
 	d := base
@@ -72,6 +83,7 @@ func computeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration,
 	}
 	d = min(d, cap)
 
+	jitter := p.Jitter
 	if math.IsNaN(jitter) || jitter < 0 {
 		jitter = 0
 	}
@@ -91,16 +103,15 @@ func computeBackoff(attempt int, kind Kind, retryAfter, base, cap time.Duration,
 
 // RetryDelay is what asynq's RetryDelayFunc calls (attempt is asynq's retry
 // count, 0 for the first retry):
-//   - a *Wait waits exactly its Delay;
-//   - an *Error backs off with DefaultPolicy(kind), DefaultJitter and its
-//     RetryAfter;
+//   - a *Deferral waits exactly its Delay;
+//   - an *Error backs off with DefaultPolicy(kind) and its RetryAfter;
 //   - any other error backs off with KindUnknown's policy.
 //
 // The result is rounded up to whole seconds (minimum 1s) because asynq
 // schedules retries at one-second precision and would otherwise run a task
 // up to a second before a provider's retry-after.
 func RetryDelay(attempt int, err error) time.Duration {
-	var w *Wait
+	var w *Deferral
 	if errors.As(err, &w) && w != nil {
 		return ceilSecond(w.Delay)
 	}
@@ -109,8 +120,7 @@ func RetryDelay(attempt int, err error) time.Duration {
 	if errors.As(err, &e) && e != nil {
 		kind, after = e.Kind, e.RetryAfter
 	}
-	p := DefaultPolicy(kind)
-	return ceilSecond(ComputeBackoff(attempt, kind, after, p.Base, p.Cap, DefaultJitter))
+	return ceilSecond(DefaultPolicy(kind).Delay(attempt, after))
 }
 
 // ceilSecond rounds d up to a whole number of seconds, at least one.
@@ -127,7 +137,7 @@ func ceilSecond(d time.Duration) time.Duration {
 	return d
 }
 
-// IsFailure is what asynq's IsFailure option calls: false for a *Wait and for
+// IsFailure is what asynq's IsFailure option calls: false for a *Deferral and for
 // an *Error of kind rate_limit or quota (waiting on the provider is not the
 // task's fault, so it must not eat the task's retry budget), true for any
 // other error, false for nil.
@@ -135,7 +145,7 @@ func IsFailure(err error) bool {
 	if err == nil {
 		return false
 	}
-	var w *Wait
+	var w *Deferral
 	if errors.As(err, &w) {
 		return false
 	}

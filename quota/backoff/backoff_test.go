@@ -8,42 +8,41 @@ import (
 	"time"
 )
 
-func TestComputeBackoffDeterministic(t *testing.T) {
+func TestPolicyDelayDeterministic(t *testing.T) {
 	const s = time.Second
 	tests := []struct {
 		name                  string
 		attempt               int
-		kind                  Kind
 		retryAfter, base, cap time.Duration
 		jitter, r             float64
 		want                  time.Duration
 	}{
-		{"first retry", 0, KindRateLimit, 0, s, 60 * s, 0, 0.5, s},
-		{"doubles", 3, KindRateLimit, 0, s, 60 * s, 0, 0.5, 8 * s},
-		{"capped", 10, KindRateLimit, 0, s, 60 * s, 0, 0.5, 60 * s},
-		{"huge attempt", 1000, KindRateLimit, 0, s, 60 * s, 0, 0.5, 60 * s},
-		{"max int attempt", math.MaxInt, KindServer, 0, s, 30 * s, 0, 0.5, 30 * s},
-		{"negative attempt", -5, KindRateLimit, 0, s, 60 * s, 0, 0.5, s},
-		{"huge cap no overflow", 1000, KindUnknown, 0, s, math.MaxInt64, 0, 0.5, math.MaxInt64},
-		{"huge cap full jitter up", 1000, KindUnknown, 0, s, math.MaxInt64, 1, 0.999, math.MaxInt64},
-		{"base above cap", 0, KindRateLimit, 0, 90 * s, 60 * s, 0, 0.5, 60 * s},
-		{"defaults from kind", 2, KindQuota, 0, 0, 0, 0, 0.5, 2 * time.Minute},
-		{"defaults capped", 7, KindQuota, 0, -1, -1, 0, 0.5, time.Hour},
-		{"jitter low end", 2, KindRateLimit, 0, s, 60 * s, 0.1, 0, 3600 * time.Millisecond},
-		{"jitter high end", 2, KindRateLimit, 0, s, 60 * s, 0.1, 1, 4400 * time.Millisecond},
-		{"jitter above cap clamped", 10, KindRateLimit, 0, s, 60 * s, 0.1, 0.99, 60 * s},
-		{"jitter > 1 treated as 1", 0, KindRateLimit, 0, s, 60 * s, 5, 0, 0},
-		{"NaN jitter treated as 0", 0, KindRateLimit, 0, s, 60 * s, math.NaN(), 0, s},
-		{"negative jitter treated as 0", 0, KindRateLimit, 0, s, 60 * s, -1, 0, s},
-		{"retry-after raises", 0, KindRateLimit, 20 * s, s, 60 * s, 0.1, 0, 20 * s},
-		{"retry-after beyond cap honoured", 0, KindServer, 5 * time.Minute, s, 30 * s, 0.1, 0.99, 5 * time.Minute},
-		{"retry-after below backoff ignored", 3, KindRateLimit, 2 * s, s, 60 * s, 0, 0.5, 8 * s},
-		{"negative retry-after ignored", 0, KindRateLimit, -10 * s, s, 60 * s, 0, 0.5, s},
-		{"max retry-after", 0, KindRateLimit, math.MaxInt64, s, 60 * s, 1, 0.999, math.MaxInt64},
+		{"first retry", 0, 0, s, 60 * s, 0, 0.5, s},
+		{"doubles", 3, 0, s, 60 * s, 0, 0.5, 8 * s},
+		{"capped", 10, 0, s, 60 * s, 0, 0.5, 60 * s},
+		{"huge attempt", 1000, 0, s, 60 * s, 0, 0.5, 60 * s},
+		{"max int attempt", math.MaxInt, 0, s, 30 * s, 0, 0.5, 30 * s},
+		{"negative attempt", -5, 0, s, 60 * s, 0, 0.5, s},
+		{"huge cap no overflow", 1000, 0, s, math.MaxInt64, 0, 0.5, math.MaxInt64},
+		{"huge cap full jitter up", 1000, 0, s, math.MaxInt64, 1, 0.999, math.MaxInt64},
+		{"base above cap", 0, 0, 90 * s, 60 * s, 0, 0.5, 60 * s},
+		{"zero range takes unknown's", 2, 0, 0, 0, 0, 0.5, 8 * s},
+		{"negative range takes unknown's", 10, 0, -1, -1, 0, 0.5, 5 * time.Minute},
+		{"jitter low end", 2, 0, s, 60 * s, 0.1, 0, 3600 * time.Millisecond},
+		{"jitter high end", 2, 0, s, 60 * s, 0.1, 1, 4400 * time.Millisecond},
+		{"jitter above cap clamped", 10, 0, s, 60 * s, 0.1, 0.99, 60 * s},
+		{"jitter > 1 treated as 1", 0, 0, s, 60 * s, 5, 0, 0},
+		{"NaN jitter treated as 0", 0, 0, s, 60 * s, math.NaN(), 0, s},
+		{"negative jitter treated as 0", 0, 0, s, 60 * s, -1, 0, s},
+		{"retry-after raises", 0, 20 * s, s, 60 * s, 0.1, 0, 20 * s},
+		{"retry-after beyond cap honoured", 0, 5 * time.Minute, s, 30 * s, 0.1, 0.99, 5 * time.Minute},
+		{"retry-after below backoff ignored", 3, 2 * s, s, 60 * s, 0, 0.5, 8 * s},
+		{"negative retry-after ignored", 0, -10 * s, s, 60 * s, 0, 0.5, s},
+		{"max retry-after", 0, math.MaxInt64, s, 60 * s, 1, 0.999, math.MaxInt64},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := computeBackoff(tt.attempt, tt.kind, tt.retryAfter, tt.base, tt.cap, tt.jitter, tt.r)
+			got := Policy{Base: tt.base, Cap: tt.cap, Jitter: tt.jitter}.delay(tt.attempt, tt.retryAfter, tt.r)
 			if got != tt.want {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
@@ -51,7 +50,7 @@ func TestComputeBackoffDeterministic(t *testing.T) {
 	}
 }
 
-func TestComputeBackoffRandomBounds(t *testing.T) {
+func TestPolicyDelayRandomBounds(t *testing.T) {
 	const s = time.Second
 	for _, kind := range []Kind{KindRateLimit, KindQuota, KindServer, KindNetwork, KindUnknown} {
 		p := DefaultPolicy(kind)
@@ -65,7 +64,7 @@ func TestComputeBackoffRandomBounds(t *testing.T) {
 				lo := max(time.Duration(float64(centre)*0.9), after)
 				hi := max(min(time.Duration(float64(centre)*1.1), p.Cap), after)
 				for range 50 {
-					got := ComputeBackoff(attempt, kind, after, p.Base, p.Cap, 0.1)
+					got := p.Delay(attempt, after)
 					if got < lo || got > hi {
 						t.Fatalf("%s attempt %d retryAfter %v: %v outside [%v, %v]", kind, attempt, after, got, lo, hi)
 					}
@@ -81,10 +80,10 @@ func TestComputeBackoffRandomBounds(t *testing.T) {
 	}
 }
 
-func TestComputeBackoffJitterSpreads(t *testing.T) {
+func TestPolicyDelayJitterSpreads(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for range 100 {
-		seen[ComputeBackoff(3, KindRateLimit, 0, time.Second, time.Minute, 0.1)] = true
+		seen[Policy{Base: time.Second, Cap: time.Minute, Jitter: 0.1}.Delay(3, 0)] = true
 	}
 	if len(seen) < 10 {
 		t.Fatalf("jitter produced only %d distinct delays in 100 draws", len(seen))
@@ -106,7 +105,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{Kind("martian"), 2 * time.Second, 5 * time.Minute},
 	}
 	for _, tt := range tests {
-		if got := DefaultPolicy(tt.kind); got != (Policy{tt.base, tt.cap}) {
+		if got := DefaultPolicy(tt.kind); got != (Policy{tt.base, tt.cap, DefaultJitter}) {
 			t.Errorf("DefaultPolicy(%s) = %+v, want %v..%v", tt.kind, got, tt.base, tt.cap)
 		}
 	}
@@ -120,12 +119,12 @@ func TestRetryDelay(t *testing.T) {
 		err     error
 		lo, hi  time.Duration
 	}{
-		{"wait rounded up", 0, &Wait{Delay: 1500 * time.Millisecond}, 2 * s, 2 * s},
-		{"wait whole seconds kept", 7, &Wait{Delay: 3 * s}, 3 * s, 3 * s},
-		{"wait minimum 1s", 0, &Wait{Delay: 20 * time.Millisecond}, s, s},
-		{"wait zero", 0, &Wait{}, s, s},
-		{"wait wrapped", 0, fmt.Errorf("gate: %w", &Wait{Delay: 90 * s, Reason: "paused"}), 90 * s, 90 * s},
-		{"wait huge", 0, &Wait{Delay: math.MaxInt64}, math.MaxInt64 - s, math.MaxInt64},
+		{"wait rounded up", 0, &Deferral{Delay: 1500 * time.Millisecond}, 2 * s, 2 * s},
+		{"wait whole seconds kept", 7, &Deferral{Delay: 3 * s}, 3 * s, 3 * s},
+		{"wait minimum 1s", 0, &Deferral{Delay: 20 * time.Millisecond}, s, s},
+		{"wait zero", 0, &Deferral{}, s, s},
+		{"wait wrapped", 0, fmt.Errorf("gate: %w", &Deferral{Delay: 90 * s, Reason: "paused"}), 90 * s, 90 * s},
+		{"wait huge", 0, &Deferral{Delay: math.MaxInt64}, math.MaxInt64 - s, math.MaxInt64},
 		{"rate limit first retry", 0, &Error{Kind: KindRateLimit}, s, 2 * s},
 		{"rate limit later retry", 3, &Error{Kind: KindRateLimit}, 8 * s, 9 * s}, // 7.2s..8.8s
 		{"rate limit retry-after rounded up", 0, &Error{Kind: KindRateLimit, RetryAfter: 8500 * time.Millisecond}, 9 * s, 10 * s},
@@ -159,8 +158,8 @@ func TestIsFailure(t *testing.T) {
 		want bool
 	}{
 		{"nil", nil, false},
-		{"wait", &Wait{Delay: time.Second}, false},
-		{"wrapped wait", fmt.Errorf("x: %w", &Wait{}), false},
+		{"wait", &Deferral{Delay: time.Second}, false},
+		{"wrapped wait", fmt.Errorf("x: %w", &Deferral{}), false},
 		{"rate limit", &Error{Kind: KindRateLimit}, false},
 		{"quota", fmt.Errorf("x: %w", &Error{Kind: KindQuota}), false},
 		{"server", &Error{Kind: KindServer}, true},
@@ -186,9 +185,9 @@ func TestErrorStrings(t *testing.T) {
 			"auth: status 401 (invalid_api_key), permanent"},
 		{&Error{Kind: KindNetwork, Err: errors.New("connection reset")}, "network: connection reset"},
 		{&Error{Kind: KindServer, StatusCode: 503, RetryAfter: 30 * time.Second}, "server: status 503, retry after 30s"},
-		{&Wait{Delay: 2 * time.Second, Reason: "tokens bucket empty"}, "wait 2s: tokens bucket empty"},
+		{&Deferral{Delay: 2 * time.Second, Reason: "tokens bucket empty"}, "wait 2s: tokens bucket empty"},
 		{&Error{Kind: KindUnknown, Message: "handler panic: x"}, "unknown: handler panic: x"},
-		{&Wait{Delay: time.Second}, "wait 1s"},
+		{&Deferral{Delay: time.Second}, "wait 1s"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {

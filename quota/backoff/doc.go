@@ -6,7 +6,7 @@
 // a stream), to [ClassifyCall], which returns an [*Error]; the handler
 // returns that error to asynq. [Classify] does the same from the error alone
 // (openai-go's *openai.Error carries status and headers). A handler that
-// only needs to wait (quota headroom, a paused account) returns a [*Wait]
+// only needs to wait (quota headroom, a paused account) returns a [*Deferral]
 // instead. The worker then wires two functions into asynq.Config:
 //
 //	srv := asynq.NewServer(redisOpt, asynq.Config{
@@ -65,7 +65,7 @@
 //
 // # Default policies
 //
-// [ComputeBackoff] waits base*2^attempt, capped, with ±10% jitter in
+// [Policy.Delay] waits base*2^attempt, capped, with ±10% jitter in
 // [RetryDelay], and never less than the provider's retry-after (which may
 // exceed the cap):
 //

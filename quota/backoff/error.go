@@ -119,16 +119,17 @@ func (e *Error) Unwrap() error {
 	return e.Err
 }
 
-// Wait is not a failure: "come back after Delay" (quota headroom, pause
-// gate). The worker returns it so asynq re-schedules the task without
-// counting a failed attempt.
-type Wait struct {
+// Deferral is an error that is not a failure: "come back after Delay"
+// (quota headroom, a paused account, an answer not yet stored). The worker
+// returns it so asynq re-schedules the task without counting a failed
+// attempt.
+type Deferral struct {
 	Delay  time.Duration
 	Reason string // human readable, e.g. "tokens bucket empty"
 }
 
-// Error describes the wait.
-func (w *Wait) Error() string {
+// Error describes the deferral; it reads "wait <delay>: <reason>".
+func (w *Deferral) Error() string {
 	if w == nil {
 		return "wait"
 	}

@@ -14,13 +14,14 @@ import (
 	"github.com/promptq/promptq/quota/backoff"
 )
 
-func ExampleComputeBackoff() {
+func ExamplePolicy_Delay() {
+	// DefaultPolicy(KindRateLimit) without its jitter, for a stable output.
+	p := backoff.Policy{Base: time.Second, Cap: time.Minute}
 	for attempt := range 8 {
-		d := backoff.ComputeBackoff(attempt, backoff.KindRateLimit, 0, time.Second, time.Minute, 0)
-		fmt.Println(attempt, d)
+		fmt.Println(attempt, p.Delay(attempt, 0))
 	}
 	// A retry-after from the provider is honoured even beyond the cap.
-	fmt.Println(backoff.ComputeBackoff(0, backoff.KindServer, 2*time.Minute, time.Second, 30*time.Second, 0))
+	fmt.Println(p.Delay(0, 2*time.Minute))
 	// Output:
 	// 0 1s
 	// 1 2s

@@ -13,7 +13,7 @@
 -- ARGV[1]  '' (now from Redis TIME) or, in tests only, now in ms epoch
 -- ARGV[2]  permit id
 -- ARGV[3]  acquired, ms epoch (the permit's Acquired)
--- ARGV[4]  outcome: 0 other (no signal), 1 success, 2 overload
+-- ARGV[4]  load signal (quota.LoadSignal): 0 none, 1 healthy, 2 overload
 -- ARGV[5]  latency ms, may be fractional (<= 0 = unknown: no latency signal)
 -- ARGV[6]  ample: 1 when the quota limiter reports ample headroom, else 0
 -- ARGV[7]  min limit
