@@ -32,7 +32,7 @@ type call struct {
 	now    time.Time // when the call ended, on the handler's clock
 
 	// For adaptive concurrency.
-	outcome quota.LoadSignal
+	load    quota.LoadSignal // what the call says of the provider's load
 	latency time.Duration
 	ample   bool
 }
@@ -113,7 +113,7 @@ func (h *Handler) call(ctx context.Context, j *job, c *call) (done bool, err err
 		c.info = quota.Unknown
 	}
 	if c.err == nil {
-		c.outcome = quota.LoadHealthy
+		c.load = quota.LoadHealthy
 		// Latency per output token: raw LLM latency mostly tracks length.
 		if u := c.resp.Usage; u != nil && u.OutputTokens > 0 {
 			c.latency = c.took / time.Duration(u.OutputTokens)

@@ -370,7 +370,7 @@ func (h *Handler) attempt(ctx context.Context, j *job) (again bool, err error) {
 			return false, werr
 		}
 		defer func() {
-			if err := h.conc.Release(context.WithoutCancel(ctx), permit, c.outcome, c.latency, c.ample); err != nil {
+			if err := h.conc.Release(context.WithoutCancel(ctx), permit, c.load, c.latency, c.ample); err != nil {
 				h.redisLog.Error().Err(err).Msg("release concurrency permit")
 			}
 		}()

@@ -36,7 +36,7 @@ func (h *Handler) failed(ctx context.Context, j *job, c *call) (again bool, err 
 	cl := backoff.ClassifyCall(c.err, c.resp.Seen(), c.now)
 	cl = backoff.TooLarge(cl, c.estIn+j.maxOut, c.info.Tokens.Limit)
 	if cl.Kind == backoff.KindRateLimit || cl.Kind == backoff.KindServer {
-		c.outcome = quota.LoadOverload
+		c.load = quota.LoadOverload
 	}
 	h.cfg.Metrics.providerCall(p.EndpointName(), p.Model, string(cl.Kind), c.took)
 	log := j.log.With().Str("kind", string(cl.Kind)).Int("status", cl.StatusCode).Logger()
