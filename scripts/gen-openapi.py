@@ -73,7 +73,7 @@ doc = {
       "resumed":{"type":"array","items":{"type":"string"}},"queues_unpaused":{"type":"array","items":{"type":"string"}}}},
    "Pause": {"type":"object","required":["paused","until","reason","remaining_ms"],"additionalProperties":False,"properties":{
       "paused":{"type":"boolean"},"until":{"type":["string","null"],"format":"date-time"},"reason":{"type":"string"},"kind":{"type":"string"},
-      "set_by":{"type":"string"},"remaining_ms":nint,"account":{"type":"string"}}},
+      "set_by":{"type":"string"},"remaining_ms":nint,"account":{"type":"string"},"shared_queues":{"type":"array","items":{"type":"string"}}}},
    "Queue": {"type":"object","required":["pending","active","scheduled","retry","archived","completed","paused"],"additionalProperties":False,"properties":{
       "pending":{"type":"integer"},"active":{"type":"integer"},"scheduled":{"type":"integer"},"retry":{"type":"integer"},"archived":{"type":"integer"},"completed":{"type":"integer"},"paused":{"type":"boolean"},
       "throughput":{"type":"object","required":["per_second","source","samples","backlog","eta_ms","paused","paused_until","pause_reason"],"additionalProperties":False,"properties":{
@@ -103,11 +103,23 @@ doc = {
       "fair":{"type":"array","items":{"type":"object","required":["tenant","weight","pending_until","lead_ms","yielding"],"additionalProperties":False,"properties":{
          "tenant":{"type":"string"},"weight":{"type":"integer"},"pending_until":{"type":["string","null"],"format":"date-time"},"lead_ms":{"type":"integer"},"yielding":{"type":"boolean"}}}},
       "updated_at":{"type":["string","null"],"format":"date-time"}}},
-   "QuotaReport": {"type":"object","required":["now","accounts"],"additionalProperties":False,"description":"GET /v1/quota: every account's pause and quota, cheap enough to poll every second (the quota page at /quota/ does).","properties":{
-      "now":{"type":"string"},"accounts":{"type":"object","additionalProperties":{"type":"object","required":["pause","quota"],"additionalProperties":False,"properties":{"pause":ref("Pause"),"quota":ref("Quota")}}}}},
-   "Status": {"type":"object","required":["queues","pause","accounts","quota"],"additionalProperties":False,"properties":{
+   "PoolAccount": {"type":"object","required":["account","tier","state","pause","paused_models","requests","tokens","requests_today","tokens_today","share_today"],"additionalProperties":False,"properties":{
+      "account":{"type":"string"},"tier":{"type":"integer","minimum":1},
+      "state":{"type":"string","enum":["active","paused","paused_models"],"description":"paused: wholly (see pause); paused_models: for the models in paused_models alone."},
+      "pause":ref("Pause"),
+      "paused_models":{"type":"array","items":{"type":"object","required":["model","until"],"additionalProperties":False,"properties":{"model":{"type":"string"},"until":{"type":["string","null"],"format":"date-time"}}}},
+      "requests":ref("Bucket"),"tokens":ref("Bucket"),"requests_today":{"type":"integer"},"tokens_today":{"type":"integer"},
+      "share_today":{"type":["number","null"],"minimum":0,"maximum":1,"description":"requests_today / the pool's requests_today; null while the pool has served nothing today."}}},
+   "Pool": {"type":"object","required":["date","requests_today","tokens_today","accounts"],"additionalProperties":False,"description":"An account pool (promptq worker --pool): its accounts by tier, then name.","properties":{
+      "date":{"type":"string","description":"The day of the counts and shares (YYYY-MM-DD in the daily budget's zone)."},"requests_today":{"type":"integer"},"tokens_today":{"type":"integer"},
+      "accounts":{"type":"array","items":ref("PoolAccount")}}},
+   "QuotaReport": {"type":"object","required":["now","accounts","pools"],"additionalProperties":False,"description":"GET /v1/quota: every account's pause and quota, and the pools that hold them, cheap enough to poll every second (the quota page at /quota/ does).","properties":{
+      "now":{"type":"string"},"accounts":{"type":"object","additionalProperties":{"type":"object","required":["pause","quota"],"additionalProperties":False,"properties":{"pause":ref("Pause"),"quota":ref("Quota")}}},
+      "pools":{"type":"object","additionalProperties":ref("Pool")}}},
+   "Status": {"type":"object","required":["queues","pause","accounts","quota","pools"],"additionalProperties":False,"properties":{
       "queues":{"type":"object","additionalProperties":ref("Queue")},"pause":ref("Pause"),
-      "accounts":{"type":"object","additionalProperties":ref("Pause")},"quota":{"type":"object","additionalProperties":ref("Quota")}}},
+      "accounts":{"type":"object","additionalProperties":ref("Pause")},"quota":{"type":"object","additionalProperties":ref("Quota")},
+      "pools":{"type":"object","additionalProperties":ref("Pool"),"description":"Account pools that hold any of the accounts, by name, with every member."}}},
    "Health": {"type":"object","required":["status"],"properties":{"status":{"type":"string","const":"ok"}}}
   }},
  "security": [{"bearer": []}],

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -107,6 +109,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 			fmt.Fprintf(w, "queue %s: paused until %s (%s); the ETA includes the pause\n", q, *th.PausedUntil, th.PauseReason)
 		}
 	}
+	printPools(w, rep.Pools)
 	as := make([]string, 0, len(rep.Accounts))
 	for a := range rep.Accounts {
 		as = append(as, a)
@@ -114,10 +117,84 @@ func printStatus(w io.Writer, rep *statusReport) {
 	sort.Strings(as)
 	for _, a := range as {
 		printAccount(w, a, rep.Accounts[a])
+		printPoolLines(w, a, rep.Pools)
 		if s, ok := rep.Snapshots[a]; ok {
 			printSnapshot(w, s)
 		}
 	}
+}
+
+// printPools prints one table per pool: its accounts by tier with their
+// state, share of the pool's requests today, today's counts and headroom.
+func printPools(w io.Writer, pools map[string]status.Pool) {
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		p := pools[name]
+		fmt.Fprintf(w, "\npool %s: %d requests, %d tokens today (%s); SHARE is the account's part of the pool's requests today\n",
+			name, p.RequestsToday, p.TokensToday, p.Date)
+		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TIER\tACCOUNT\tSTATE\tSHARE TODAY\tREQUESTS TODAY\tTOKENS TODAY\tREQUESTS AVAILABLE\tTOKENS AVAILABLE")
+		for _, a := range p.Accounts {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", a.Tier, a.Account, poolState(a), shareStr(a.ShareToday),
+				a.RequestsToday, a.TokensToday, headroomStr(a.Requests), headroomStr(a.Tokens))
+		}
+		tw.Flush()
+	}
+}
+
+// printPoolLines prints account a's place in each pool that holds it.
+func printPoolLines(w io.Writer, a string, pools map[string]status.Pool) {
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		p := pools[name]
+		for _, pa := range p.Accounts {
+			if pa.Account != a {
+				continue
+			}
+			fmt.Fprintf(w, "  pool %s, tier %d: %s; %s of the pool's requests today (%d of %d)\n",
+				name, pa.Tier, poolState(pa), shareStr(pa.ShareToday), pa.RequestsToday, p.RequestsToday)
+		}
+	}
+}
+
+// poolState is a pool account's state: "active", "paused until T (reason,
+// kind)" or "paused for models [m ...]".
+func poolState(a status.PoolAccount) string {
+	var parts []string
+	if p := a.Pause; p.Paused {
+		until := "resumed"
+		if p.Until != nil {
+			until = *p.Until
+		}
+		parts = append(parts, fmt.Sprintf("paused until %s (%s, %s)", until, p.Reason, p.Kind))
+	}
+	if len(a.PausedModels) > 0 {
+		ms := make([]string, 0, len(a.PausedModels))
+		for _, m := range a.PausedModels {
+			ms = append(ms, m.Model)
+		}
+		parts = append(parts, "paused for models ["+strings.Join(ms, " ")+"]")
+	}
+	if len(parts) == 0 {
+		return status.StateActive
+	}
+	return strings.Join(parts, "; ")
+}
+
+// shareStr is a share of today's requests as a percentage, "-" while the
+// pool has served nothing today.
+func shareStr(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100**v)
+}
+
+// headroomStr is a bucket's headroom, "available/limit", or "unknown"
+// before its limit is known.
+func headroomStr(b status.Bucket) string {
+	if b.Limit == nil || b.Available == nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f/%d", *b.Available, *b.Limit)
 }
 
 // printAccount prints an account's pause state.

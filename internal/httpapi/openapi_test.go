@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,9 +10,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+
+	"github.com/promptq/promptq/pausegate"
 )
 
 // newValidator parses the served document with libopenapi-validator and
@@ -83,6 +87,14 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 	v := newValidator(t)
 	const token = "openapi-token-0123456789"
 	e := setup(t, func(c *Config) { c.AdminToken = token })
+	_, other := e.addPool(t, 2, 1) // /v1/status and /v1/quota hold a pool
+	gate, err := pausegate.New(e.r.Client, pausegate.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gate.PauseModel(context.Background(), other, "m", time.Time{}, "model_not_found"); err != nil {
+		t.Fatal(err)
+	}
 	big := fmt.Sprintf(`{"model":"m","input":%q,"queue":%q}`, strings.Repeat("a", 1<<20), e.queue)
 	a := "?account=" + e.account
 	exchanges := []exchange{

@@ -28,11 +28,14 @@ type QuotaAccount struct {
 	Quota status.Quota `json:"quota"`
 }
 
-// QuotaReport is GET /v1/quota: every account's pause and quota, cheap
-// enough to poll every second (no queue is read).
+// QuotaReport is GET /v1/quota: every account's pause and quota, and the
+// pools that hold them, cheap enough to poll every second (no queue is read).
 type QuotaReport struct {
 	Now      string                  `json:"now"`
 	Accounts map[string]QuotaAccount `json:"accounts"`
+	// Pools are the account pools that hold any of Accounts, with their
+	// members' states and shares of today's requests (as in GET /v1/status).
+	Pools map[string]status.Pool `json:"pools"`
 }
 
 // handleQuota is GET /v1/quota?account=A.
@@ -43,19 +46,24 @@ func (s *Server) handleQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Clock.Now()
 	rep := QuotaReport{Now: now.UTC().Format(time.RFC3339Nano), Accounts: make(map[string]QuotaAccount, len(accts))}
+	read := make(map[string]status.AccountRead, len(accts))
 	for _, a := range accts {
-		rec, active, err := s.gate.Check(r.Context(), a)
-		if err == nil {
-			sn, serr := s.lim.Snapshot(r.Context(), a)
-			if err = serr; err == nil {
-				rep.Accounts[a] = QuotaAccount{Pause: status.NewPause(a, rec, active, now), Quota: status.NewQuota(sn)}
-				continue
-			}
+		ar, err := status.ReadAccount(r.Context(), s.gate, s.lim, a, now)
+		if err != nil {
+			s.log.Error().Err(err).Str("account", a).Msg("quota failed")
+			fail(w, http.StatusServiceUnavailable, CodeUnavailable, "reading the quota failed; Redis may be unreachable", "")
+			return
 		}
-		s.log.Error().Err(err).Str("account", a).Msg("quota failed")
-		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "reading the quota failed; Redis may be unreachable", "")
+		read[a] = ar
+		rep.Accounts[a] = QuotaAccount{Pause: ar.Pause, Quota: status.NewQuota(ar.Snapshot)}
+	}
+	pools, err := status.CollectPools(r.Context(), s.cfg.Redis, s.gate, s.lim, accts, read, now)
+	if err != nil {
+		s.log.Error().Err(err).Msg("quota pools failed")
+		fail(w, http.StatusServiceUnavailable, CodeUnavailable, "reading the pools failed; Redis may be unreachable", "")
 		return
 	}
+	rep.Pools = pools
 	writeJSON(w, http.StatusOK, rep)
 }
 

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/status"
+	"github.com/promptq/promptq/internal/testutil"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 )
@@ -90,5 +93,70 @@ func TestQuotaPage(t *testing.T) {
 	}
 	if resp, _ := get("/v1/quota", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }); resp.StatusCode != 200 {
 		t.Errorf("/v1/quota with the bearer token = %d, want 200", resp.StatusCode)
+	}
+}
+
+// addPool puts e's account in a pool with a second account, in tier 2
+// (removed when t ends), and admits mine requests for e's account and
+// theirs for the other through the limiter. It returns the pool's and the
+// other account's names.
+func (e *env) addPool(t *testing.T, mine, theirs int) (pool, other string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, other = e.account+"-pool", e.account+"-b"
+	testutil.CleanupAccount(t, e.r.Client, other)
+	t.Cleanup(func() {
+		e.r.Client.SRem(ctx, keys.Pools(), pool)
+		e.r.Client.Del(ctx, keys.Pool(pool))
+	})
+	if err := e.r.Client.HSet(ctx, keys.Pool(pool), e.account, 1, other, 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.Client.SAdd(ctx, keys.Pools(), pool).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lim, err := quota.New(e.r.Client, quota.Config{RPM: 600, TPM: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for acct, n := range map[string]int{e.account: mine, other: theirs} {
+		for range n {
+			if d, err := lim.ReserveRequest(ctx, acct, quota.Input{Chars: 40}, 100); err != nil || !d.OK {
+				t.Fatalf("reserve for %s: %+v %v", acct, d, err)
+			}
+		}
+	}
+	return pool, other
+}
+
+// TestQuotaPools: GET /v1/quota of an account in a pool holds the pool:
+// both members by tier, the paused one paused, shares of today's requests
+// that add up to 1.
+func TestQuotaPools(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	pool, other := e.addPool(t, 1, 3)
+	gate, err := pausegate.New(e.r.Client, pausegate.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gate.Pause(context.Background(), other, pausegate.PauseRequest{Reason: "manual pause", Kind: pausegate.KindManual}); err != nil {
+		t.Fatal(err)
+	}
+	var rep QuotaReport
+	e.doJSON(t, "GET", "/v1/quota?account="+e.account, "", "", http.StatusOK, &rep)
+	p, ok := rep.Pools[pool]
+	if !ok || len(p.Accounts) != 2 || p.RequestsToday != 4 {
+		t.Fatalf("/v1/quota pools = %+v, want %s with two accounts and 4 requests", rep.Pools, pool)
+	}
+	a, b := p.Accounts[0], p.Accounts[1]
+	if a.Account != e.account || a.Tier != 1 || a.State != status.StateActive || a.ShareToday == nil || *a.ShareToday != 0.25 {
+		t.Errorf("first member %+v, want %s, tier 1, active, 0.25", a, e.account)
+	}
+	if b.Account != other || b.Tier != 2 || b.State != status.StatePaused || b.Pause.Reason != "manual pause" || b.ShareToday == nil || *b.ShareToday != 0.75 {
+		t.Errorf("second member %+v, want %s, tier 2, paused, 0.75", b, other)
+	}
+	if _, ok := rep.Accounts[other]; ok {
+		t.Errorf("/v1/quota?account=%s lists %s among its accounts", e.account, other)
 	}
 }

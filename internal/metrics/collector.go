@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/clock"
+	"github.com/promptq/promptq/internal/status"
 	"github.com/promptq/promptq/pausegate"
 	"github.com/promptq/promptq/quota"
 )
@@ -94,6 +96,9 @@ var (
 	calibRefusedDesc = prometheus.NewDesc("promptq_calibration_signals_refused_total",
 		"Accounting signals the calibration refused: absurd ones (remaining above the limit, negative usage) and responses without a remaining-tokens figure.",
 		[]string{"account", "reason"}, nil)
+	modelPausedDesc = prometheus.NewDesc("promptq_account_model_paused",
+		"1 for each model the account is paused for alone (model_not_found in a pool), while that pause is in force.",
+		[]string{"account", "model"}, nil)
 	accountErrorDesc = prometheus.NewDesc("promptq_scrape_error",
 		"1 when the account's state could not be read on this scrape.", []string{"account"}, nil)
 
@@ -121,6 +126,16 @@ var (
 	tenantYieldingDesc = prometheus.NewDesc("promptq_tenant_yielding",
 		"1 while a tenant with pending work is too far ahead and yields its scheduled turns to the others; tenant \"(none)\" = requests without a tenant.",
 		[]string{"account", "tenant"}, nil)
+)
+
+// Per-pool series (promptq worker --pool): membership and today's traffic.
+var (
+	poolAccountInfoDesc = prometheus.NewDesc("promptq_pool_account_info",
+		"1 for each account of each pool, with its tier (lower tiers are used first).",
+		[]string{"pool", "account", "tier"}, nil)
+	poolShareDesc = prometheus.NewDesc("promptq_pool_traffic_share",
+		"The account's share (0..1) of its pool's requests today (daily counters, reservations in flight included); absent while the pool has served nothing today.",
+		[]string{"pool", "account"}, nil)
 )
 
 // NoTenant is the tenant label value of requests without a tenant (tenant
@@ -175,17 +190,19 @@ func NewCollector(cfg Config) (*Collector, error) {
 // Describe sends the descriptors of every series the collector may export.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{quotaLimitDesc, quotaAvailableDesc, pausedDesc, pauseRemainingDesc,
-		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, accountErrorDesc,
+		throttledDesc, inflightDesc, dailyUsedDesc, estimateErrDesc, modelPausedDesc, accountErrorDesc,
 		calibFactorDesc, calibSpreadDesc, calibSamplesDesc, calibRefusedDesc,
 		tenantBudgetDesc, tenantWeightDesc, tenantAvailableDesc, tenantDailyUsedDesc,
-		tenantPendingDesc, tenantFairLeadDesc, tenantYieldingDesc} {
+		tenantPendingDesc, tenantFairLeadDesc, tenantYieldingDesc,
+		poolAccountInfoDesc, poolShareDesc} {
 		ch <- d
 	}
 }
 
-// Collect reads every account and sends its series. An account that cannot
-// be read gets promptq_scrape_error 1; failing to list accounts makes the
-// scrape report an error.
+// Collect reads every account and sends its series, then the series of
+// the pools that hold them. An account that cannot be read gets
+// promptq_scrape_error 1; failing to list accounts, or to read a pool,
+// makes the scrape report an error.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ScrapeTimeout)
 	defer cancel()
@@ -194,24 +211,45 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(pausedDesc, fmt.Errorf("list accounts: %w", err))
 		return
 	}
+	read := make(map[string]status.AccountRead, len(accounts))
 	for _, a := range accounts {
 		failed := 0.0
-		if err := c.collectAccount(ctx, ch, a); err != nil {
+		if r, err := c.collectAccount(ctx, ch, a); err != nil {
 			failed = 1
+		} else {
+			read[a] = r
 		}
 		ch <- prometheus.MustNewConstMetric(accountErrorDesc, prometheus.GaugeValue, failed, a)
 	}
+	c.collectPools(ctx, ch, accounts, read)
 }
 
-func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Metric, a string) error {
-	snap, err := c.cfg.Quota.Snapshot(ctx, a)
+// collectPools sends the series of the pools that hold any of accounts,
+// reusing what was read of them (read).
+func (c *Collector) collectPools(ctx context.Context, ch chan<- prometheus.Metric, accounts []string, read map[string]status.AccountRead) {
+	pools, err := status.CollectPools(ctx, c.cfg.Redis, c.cfg.Gate, c.cfg.Quota, accounts, read, c.cfg.Clock.Now())
 	if err != nil {
-		return err
+		ch <- prometheus.NewInvalidMetric(poolAccountInfoDesc, fmt.Errorf("read pools: %w", err))
+		return
 	}
-	rec, active, err := c.cfg.Gate.Check(ctx, a)
+	for name, p := range pools {
+		for _, a := range p.Accounts {
+			ch <- prometheus.MustNewConstMetric(poolAccountInfoDesc, prometheus.GaugeValue, 1, name, a.Account, strconv.Itoa(a.Tier))
+			if a.ShareToday != nil {
+				ch <- prometheus.MustNewConstMetric(poolShareDesc, prometheus.GaugeValue, *a.ShareToday, name, a.Account)
+			}
+		}
+	}
+}
+
+// collectAccount sends account a's series and returns what it read.
+func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Metric, a string) (status.AccountRead, error) {
+	now := c.cfg.Clock.Now()
+	r, err := status.ReadAccount(ctx, c.cfg.Gate, c.cfg.Quota, a, now)
 	if err != nil {
-		return err
+		return r, err
 	}
+	snap := r.Snapshot
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -230,13 +268,13 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 		gauge(dailyUsedDesc, float64(b.daily), a, b.resource)
 	}
 	paused, remaining := 0.0, 0.0
-	if active {
+	if r.Pause.Paused {
 		paused = 1
-		switch r := rec.Remaining(c.cfg.Clock.Now()); r {
+		switch rem := r.Record.Remaining(now); rem {
 		case pausegate.Indefinite:
 			remaining = math.Inf(1)
 		default:
-			remaining = r.Seconds()
+			remaining = rem.Seconds()
 		}
 	}
 	gauge(pausedDesc, paused, a)
@@ -254,8 +292,11 @@ func (c *Collector) collectAccount(ctx context.Context, ch chan<- prometheus.Met
 	ch <- prometheus.MustNewConstMetric(calibSamplesDesc, prometheus.CounterValue, float64(cal.Samples), a)
 	ch <- prometheus.MustNewConstMetric(calibRefusedDesc, prometheus.CounterValue, float64(cal.Bad), a, "absurd")
 	ch <- prometheus.MustNewConstMetric(calibRefusedDesc, prometheus.CounterValue, float64(cal.Missing), a, "missing")
+	for _, m := range r.Models {
+		gauge(modelPausedDesc, 1, a, m.Model)
+	}
 	collectTenants(gauge, a, snap)
-	return nil
+	return r, nil
 }
 
 // Kind label values of promptq_tenant_budget (the bucket label of

@@ -18,5 +18,9 @@
 // budgets, what is left of them, and the weighted fair-sharing state:
 // promptq_tenant_budget, promptq_tenant_weight, promptq_tenant_available,
 // promptq_tenant_daily_requests_used, promptq_tenant_pending,
-// promptq_tenant_fair_lead_seconds and promptq_tenant_yielding.
+// promptq_tenant_fair_lead_seconds and promptq_tenant_yielding. Per account
+// pool (promptq worker --pool) it exports each member with its tier,
+// promptq_pool_account_info, and its share of the pool's requests today,
+// promptq_pool_traffic_share; promptq_account_model_paused marks an
+// account's pause for one model alone.
 package metrics

@@ -18,8 +18,8 @@ import (
 // TestExpositionLint runs everything serve exports through Prometheus's own
 // lint (the checks of `promtool check metrics`): counters end in _total and
 // nothing else does, units are base units in the name, help is set.
-// The account has learned limits, a pause, tenants and a 429, so every
-// series family is present.
+// The account has learned limits, a pause, a model pause, tenants, a 429
+// and a pool, so every series family is present.
 func TestExpositionLint(t *testing.T) {
 	r := testutil.NewRedis(t)
 	ctx := context.Background()
@@ -46,6 +46,10 @@ func TestExpositionLint(t *testing.T) {
 	if _, err := gate.Pause(ctx, acct, pausegate.PauseRequest{Until: clk.Now().Add(time.Minute), Kind: pausegate.KindQuota, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := gate.PauseModel(ctx, acct, "m", time.Time{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	registerPool(t, r.Client, acct+"-pool", map[string]int{acct: 1})
 	c, err := NewCollector(Config{Redis: r.Client, Quota: lim, Gate: gate, Clock: clk,
 		Accounts: func(context.Context) ([]string, error) { return []string{acct}, nil }})
 	if err != nil {
@@ -63,7 +67,8 @@ func TestExpositionLint(t *testing.T) {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 	got := gatherFrom(t, reg)
-	for _, name := range []string{"promptq_build_info", "promptq_quota_limit", "promptq_tenant_budget", "asynq_queue_tasks", "asynq_queue_paused", "promptq_paused"} {
+	for _, name := range []string{"promptq_build_info", "promptq_quota_limit", "promptq_tenant_budget", "asynq_queue_tasks", "asynq_queue_paused", "promptq_paused",
+		"promptq_account_model_paused", "promptq_pool_account_info", "promptq_pool_traffic_share"} {
 		found := false
 		for k := range got {
 			found = found || strings.HasPrefix(k, name+"|")

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/keys"
@@ -267,5 +268,113 @@ func TestCollectorTenants(t *testing.T) {
 	}
 	if got["promptq_scrape_error|"+fair] != 0 || got["promptq_scrape_error|"+other] != 0 {
 		t.Errorf("scrape errors: %v %v", got["promptq_scrape_error|"+fair], got["promptq_scrape_error|"+other])
+	}
+}
+
+// registerPool records pool as its workers do (keys.Pools, keys.Pool:
+// account -> tier) and removes it when t ends.
+func registerPool(t *testing.T, rdb *redis.Client, pool string, tiers map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	t.Cleanup(func() {
+		rdb.SRem(ctx, keys.Pools(), pool)
+		rdb.Del(ctx, keys.Pool(pool))
+	})
+	for a, tier := range tiers {
+		if err := rdb.HSet(ctx, keys.Pool(pool), a, tier).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.SAdd(ctx, keys.Pools(), pool).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reserveRequests admits n requests for account through lim, so the daily
+// counters move as a worker's would.
+func reserveRequests(t *testing.T, lim *quota.Limiter, account string, n int) {
+	t.Helper()
+	for range n {
+		if d, err := lim.ReserveRequest(context.Background(), account, quota.Input{Chars: 40}, 100); err != nil || !d.OK {
+			t.Fatalf("reserve for %s: %+v %v", account, d, err)
+		}
+	}
+}
+
+// TestCollectorPool: a pool of two accounts, one paused, the other paused
+// for one model: each member's tier, its share of the pool's requests
+// today (adding up to 1) and the model pause are exported, and the
+// accounts' own series stay as they were.
+func TestCollectorPool(t *testing.T) {
+	r := testutil.NewRedis(t)
+	ctx := context.Background()
+	clk := clock.NewFake(time.Now().Truncate(time.Millisecond))
+	pool, east, west := testutil.Name(t)+"-pool", testutil.Name(t)+"-east", testutil.Name(t)+"-west"
+	registerPool(t, r.Client, pool, map[string]int{east: 1, west: 2})
+	testutil.CleanupAccount(t, r.Client, east)
+	testutil.CleanupAccount(t, r.Client, west)
+	lim, err := quota.New(r.Client, quota.Config{RPM: 600, TPM: 100_000, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, err := pausegate.New(r.Client, pausegate.Config{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCollector(Config{Redis: r.Client, Quota: lim, Gate: gate, Clock: clk,
+		Accounts: func(context.Context) ([]string, error) { return []string{east, west}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func(acct, tier string) string { return "promptq_pool_account_info|" + acct + "|" + pool + "|" + tier }
+	share := func(acct string) string { return "promptq_pool_traffic_share|" + acct + "|" + pool }
+
+	// No request yet today: members, but no share (never a sentinel 0).
+	got := gather(t, c)
+	if got[info(east, "1")] != 1 || got[info(west, "2")] != 1 {
+		t.Fatalf("pool info: %v", got)
+	}
+	if _, ok := got[share(east)]; ok {
+		t.Fatalf("a share before any request: %v", got[share(east)])
+	}
+
+	reserveRequests(t, lim, east, 3)
+	reserveRequests(t, lim, west, 1)
+	if _, err := gate.Pause(ctx, west, pausegate.PauseRequest{Until: clk.Now().Add(time.Hour), Kind: pausegate.KindQuota, Reason: "insufficient_quota"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gate.PauseModel(ctx, east, "gpt-4o", clk.Now().Add(time.Hour), "model_not_found"); err != nil {
+		t.Fatal(err)
+	}
+	got = gather(t, c)
+	want := map[string]float64{
+		info(east, "1"): 1,
+		info(west, "2"): 1,
+		share(east):     0.75,
+		share(west):     0.25,
+		"promptq_account_model_paused|" + east + "|gpt-4o": 1,
+		"promptq_paused|" + west:                           1,
+		"promptq_paused|" + east:                           0, // a model pause is not a pause of the account
+		"promptq_daily_used|" + east + "|requests":         3,
+		"promptq_daily_used|" + west + "|requests":         1,
+		"promptq_scrape_error|" + east:                     0,
+		"promptq_scrape_error|" + west:                     0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	sum := 0.0
+	for k, v := range got {
+		if strings.HasPrefix(k, "promptq_pool_traffic_share|") && strings.HasSuffix(k, "|"+pool) {
+			sum += v
+		}
+		if strings.HasPrefix(k, "promptq_account_model_paused|"+west) {
+			t.Errorf("unexpected model pause %s", k)
+		}
+	}
+	if math.Abs(sum-1) > 1e-12 {
+		t.Errorf("shares of %s add up to %v", pool, sum)
 	}
 }

@@ -50,6 +50,9 @@ type Report struct {
 	Pause    Pause            `json:"pause"`
 	Accounts map[string]Pause `json:"accounts"`
 	Quota    map[string]Quota `json:"quota"`
+	// Pools are the account pools that hold any of the report's accounts,
+	// by pool name, each with every member ({} when there are none).
+	Pools map[string]Pool `json:"pools"`
 	// Snapshots are the quota snapshots Quota renders, for the text report.
 	Snapshots map[string]quota.Snapshot `json:"-"`
 }
@@ -77,7 +80,8 @@ func Collect(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 
 // CollectWith is Collect with options for the throughput estimate.
 func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, accounts []string, o Options) (*Report, error) {
-	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]Quota{}, Snapshots: map[string]quota.Snapshot{}}
+	rep := &Report{Queues: map[string]Queue{}, Accounts: map[string]Pause{}, Quota: map[string]Quota{},
+		Pools: map[string]Pool{}, Snapshots: map[string]quota.Snapshot{}}
 	names, err := insp.Queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
@@ -106,6 +110,7 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	if err != nil {
 		return nil, err
 	}
+	known := make(map[string]AccountRead, len(accounts))
 	for i, a := range accounts {
 		rec, active := sts[i].Record, sts[i].Active
 		ps := NewPause(a, rec, active, now)
@@ -114,10 +119,20 @@ func CollectWith(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		if ps.Paused && !rep.Pause.Paused {
 			rep.Pause = ps
 		}
-		if snap, err := lim.Snapshot(ctx, a); err == nil {
-			rep.Quota[a] = NewQuota(snap)
-			rep.Snapshots[a] = snap
+		snap, err := lim.Snapshot(ctx, a)
+		if err != nil {
+			continue
 		}
+		rep.Quota[a] = NewQuota(snap)
+		rep.Snapshots[a] = snap
+		models, err := gate.ModelPauses(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		known[a] = AccountRead{Record: rec, Pause: ps, Models: models, Snapshot: snap}
+	}
+	if rep.Pools, err = CollectPools(ctx, rdb, gate, lim, accounts, known, now); err != nil {
+		return nil, err
 	}
 	for q, qs := range rep.Queues {
 		if qs.Throughput == nil {

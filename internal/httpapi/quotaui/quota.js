@@ -1,7 +1,8 @@
 // promptq quota page: polls GET /v1/quota every second and draws, per
 // account, used against limit for requests and tokens, 429s and in-flight
 // reservations (uPlot), with the pause, daily budget, tenants and cost
-// calibration as text. The admin token (when serve has one) is read from
+// calibration as text, and one table per account pool (state, share of
+// the pool's requests today, headroom). The admin token (when serve has one) is read from
 // the URL fragment #token=... or the form, kept in sessionStorage, and sent
 // as a bearer token; it never goes into a URL sent to the server.
 "use strict";
@@ -144,6 +145,48 @@
     }
   }
 
+  const pct = (v) => (v == null ? "-" : (Math.round(1000 * v) / 10) + "%");
+  const headroom = (b) => (b.limit == null ? "unknown" : `${num(b.available)} of ${num(b.limit)}`);
+  function poolState(a) {
+    const parts = [];
+    const p = a.pause;
+    if (p.paused) parts.push(`paused until ${p.until || "resumed"} (${p.reason}, ${p.kind || "?"})`);
+    if (a.paused_models.length) parts.push(`paused for models [${a.paused_models.map((m) => m.model).join(" ")}]`);
+    return parts.length ? parts.join("; ") : "active";
+  }
+
+  // drawPools shows one small table per pool, and each member's place in
+  // its pool among the account's facts.
+  function drawPools(pools) {
+    const box = $("pools");
+    box.replaceChildren();
+    const member = {};
+    for (const name of Object.keys(pools || {}).sort()) {
+      const p = pools[name];
+      const el = node("section", "pool", box);
+      el.dataset.pool = name;
+      text(node("h2", "", el), `pool ${name}`);
+      text(node("div", "facts", el), `${p.requests_today} requests, ${p.tokens_today} tokens today (${p.date}); share = the account's part of the pool's requests today`);
+      const tbl = node("table", "", el);
+      const hr = node("tr", "", node("thead", "", tbl));
+      for (const h of ["tier", "account", "state", "share today", "requests today", "tokens today", "requests available", "tokens available"]) text(node("th", "", hr), h);
+      const tb = node("tbody", "", tbl);
+      for (const a of p.accounts) {
+        const r = node("tr", "", tb);
+        r.dataset.account = a.account;
+        r.dataset.state = a.state;
+        for (const v of [a.tier, a.account, poolState(a), pct(a.share_today), a.requests_today, a.tokens_today, headroom(a.requests), headroom(a.tokens)]) text(node("td", "", r), String(v));
+        (member[a.account] = member[a.account] || []).push(`${name}, tier ${a.tier}, ${pct(a.share_today)} of today's requests`);
+      }
+    }
+    for (const [name, a] of Object.entries(accounts)) {
+      if (!member[name]) continue;
+      const el = node("div", "", a.facts);
+      text(node("b", "", el), "pool: ");
+      el.append(member[name].join("; "));
+    }
+  }
+
   async function poll() {
     const headers = {};
     const token = sessionStorage.getItem("promptq-token");
@@ -160,6 +203,7 @@
       const rep = await resp.json();
       const nowS = Date.parse(rep.now) / 1000;
       for (const name of Object.keys(rep.accounts).sort()) update(name, rep.accounts[name], nowS);
+      drawPools(rep.pools);
       updates++;
       document.body.dataset.updates = String(updates);
       text($("state"), `${Object.keys(rep.accounts).length} account(s), updated ${rep.now}`);
