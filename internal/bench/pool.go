@@ -22,7 +22,8 @@ const (
 	// it measures the combined limit's utilisation after the warm-up.
 	PoolCell2x300 = "pool-2x300"
 	// PoolCellFailover is the same two accounts; the first answers
-	// insufficient_quota from the moment a third of the batch is answered.
+	// insufficient_quota from the moment a third of the batch is answered
+	// (and the warm-up is over).
 	PoolCellFailover = "pool-failover"
 	// PoolCellTiers is the two accounts as tier 1 plus a slow overflow
 	// account as tier 2, under a load the primaries absorb (phase A) and
@@ -122,8 +123,9 @@ type poolPlan struct {
 //   - pool-2x300: enough tasks (plus 10%) to empty both bursts and run the
 //     warm-up and PoolDuration at the combined limit;
 //   - pool-failover: two thirds of the batch are PoolDuration of one
-//     account's limit, so the failover (at a third) comes once both are past
-//     their burst and the warm-up, at the defaults;
+//     account's limit; the failover comes at a third of the batch, but not
+//     before the warm-up is over (at the defaults the third is answered
+//     about 2s in, from the two bursts, so it comes at the warm-up's end);
 //   - pool-tiers: phase A offers PoolPhaseALoad of the primaries' limit for
 //     half of PoolDuration, phase B is a backlog of what the primaries and
 //     the overflow serve together in the other half (plus 10%).

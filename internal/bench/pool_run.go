@@ -219,11 +219,15 @@ func (w *poolWatch) sample() {
 }
 
 // step runs the cell's events: the failover once a third of the batch is
-// answered; phase A's paced tasks, then phase B once they are finished.
+// answered and the warm-up is over; phase A's paced tasks, then phase B
+// once they are finished.
 func (w *poolWatch) step(ctx context.Context, finished int) error {
 	switch w.cell {
 	case PoolCellFailover:
-		if w.failedAt.IsZero() && w.answered() >= w.plan.failAt {
+		// Not before the warm-up: the remaining account's figure is, like
+		// every other, measured once its cold start is over.
+		warm := !w.first.IsZero() && time.Since(w.first) >= w.env.cfg.Warmup
+		if w.failedAt.IsZero() && warm && w.answered() >= w.plan.failAt {
 			w.fake.Account(w.names[0]).SetMode(fakeopenai.ModeInsufficientQuota, 0)
 			w.failedAt, w.answeredAtFail = time.Now(), w.answered()
 		}
