@@ -66,8 +66,8 @@ type Config struct {
 	RedisURL string
 	// RedisServer is the redis-server executable (default "redis-server").
 	RedisServer string
-	// Scenarios is "quick" (default), "full", or a comma-separated list of
-	// scenario names (see ParseScenarios).
+	// Scenarios is "quick" (default), "full", "matrix", "pool", or a
+	// comma-separated list of scenario names (see ParseScenarios).
 	Scenarios string
 	// Workers lists the worker-process counts the sets draw from (default 1,3,8).
 	Workers []int
@@ -109,6 +109,13 @@ type Config struct {
 	// Seed seeds the matrix's prompts and the fake's charge noise (default
 	// SeedDefault); both sides of a cell get the same prompts.
 	Seed uint64
+	// PoolRPM and PoolTPM are each primary account's limits in the pool
+	// cells (default PoolRPMDefault and PoolTPMDefault).
+	PoolRPM int
+	PoolTPM int
+	// PoolDuration is how long a pool cell runs at its limit after the
+	// warm-up (default PoolDurationDefault); see poolPlan.
+	PoolDuration time.Duration
 	// Progress, when set, receives one line per run as it starts and ends.
 	Progress io.Writer
 }
@@ -132,6 +139,9 @@ func (c Config) WithDefaults() Config {
 	c.Drain = cmp.Or(c.Drain, DrainDefault)
 	c.MatrixRate = cmp.Or(c.MatrixRate, MatrixRateDefault)
 	c.Seed = cmp.Or(c.Seed, SeedDefault)
+	c.PoolRPM = cmp.Or(c.PoolRPM, PoolRPMDefault)
+	c.PoolTPM = cmp.Or(c.PoolTPM, PoolTPMDefault)
+	c.PoolDuration = cmp.Or(c.PoolDuration, PoolDurationDefault)
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -165,6 +175,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bench: Drain must be 1s-1h, got %s", c.Drain)
 	case c.MatrixRate < 0.5 || c.MatrixRate > 1000:
 		return fmt.Errorf("bench: MatrixRate must be 0.5-1000 tasks/s, got %v", c.MatrixRate)
+	case c.PoolRPM < 1 || c.PoolRPM > 1_000_000 || c.PoolTPM < 1 || c.PoolTPM > 1_000_000_000:
+		return fmt.Errorf("bench: PoolRPM must be 1-1000000 and PoolTPM 1-1000000000, got %d and %d", c.PoolRPM, c.PoolTPM)
+	case c.PoolDuration < 2*time.Second || c.PoolDuration > time.Hour:
+		return fmt.Errorf("bench: PoolDuration must be 2s-1h, got %s", c.PoolDuration)
 	}
 	for _, k := range c.Workers {
 		if k < 1 || k > 64 {
@@ -201,8 +215,9 @@ type Scenario struct {
 	Cell *Cell `json:"cell,omitempty"`
 }
 
-// ParseScenarios expands "quick", "full", "matrix" (MatrixCells) or a
-// comma-separated list of names, matrix cells among them (see parseCell):
+// ParseScenarios expands "quick", "full", "matrix" (MatrixCells), "pool"
+// (PoolCells) or a comma-separated list of names, matrix cells (see
+// parseCell) and pool cells (pool-2x300, pool-failover, pool-tiers) among them:
 // "rpm-b1s-k3", "tpm-b60s-k8" (bound, burst, workers), "cost-k3" (unlimited
 // provider), "outage-k3" (RPM-bound, burst 1s, with an outage), and the
 // RPM-bound, burst-1s feature scenarios "adaptive-k3" (adaptive concurrency
@@ -210,6 +225,7 @@ type Scenario struct {
 // injection and the ramp back), "tenants-k3" (a capped tenant next to an
 // uncapped one) and "fair-k3" (two tenants' 10:1 backlogs interleaved in one
 // queue, with and without weighted fair sharing). "full" has all of them; "quick" none of the feature ones.
+// Neither has the matrix or the pool cells.
 func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 	if len(workers) == 0 {
 		workers = WorkersDefault
@@ -218,6 +234,8 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 	switch spec {
 	case "matrix":
 		names = MatrixCells
+	case KindPool:
+		names = PoolCells
 	case "quick":
 		lo, mid, hi := workers[0], workers[len(workers)/2], workers[len(workers)-1]
 		names = []string{
@@ -256,7 +274,10 @@ func parseScenario(name string) (Scenario, error) {
 	if strings.HasPrefix(name, CellPrefix) {
 		return parseCell(name)
 	}
-	bad := fmt.Errorf("bench: scenario %q: want quick, full, matrix, or names like m-base, m-cjk+tokenizer, rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
+	if s, ok := poolScenario(name); ok {
+		return s, nil
+	}
+	bad := fmt.Errorf("bench: scenario %q: want quick, full, matrix, pool, or names like m-base, m-cjk+tokenizer, pool-2x300, pool-failover, pool-tiers, rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
 	parts := strings.Split(name, "-")
 	k, err := strconv.Atoi(strings.TrimPrefix(parts[len(parts)-1], "k"))
 	if err != nil || !strings.HasPrefix(parts[len(parts)-1], "k") || k < 1 || k > 64 {

@@ -24,6 +24,16 @@
 // that admitted requests used, the 429 share, and after a halving the 429
 // share and the time until the new limit is used at 95% again.
 //
+// The pool cells ("--scenarios pool", PoolCells; pool.go) run promptq alone,
+// since the naive baseline has no notion of a pool: three `promptq worker
+// --pool` processes on one queue, a multi-account fake (fakeopenai.Accounts)
+// and prose prompts. pool-2x300 measures two accounts' combined limit after
+// the warm-up, pool-failover one account answering insufficient_quota after
+// a third of the batch (requests it still got, the other's utilisation to
+// the end), pool-tiers a slow overflow tier's share under a load the
+// primaries absorb and under a backlog beyond them (poolPlan sizes them).
+// Utilisation over several accounts is poolUtilisation.
+//
 // Figures come from the fake's own counters (requests, 429s, tokens
 // charged, per-task request counts) and from Redis INFO commandstats, so
 // what promptq believes about itself is never part of the measurement.

@@ -45,7 +45,9 @@ type ScenarioResult struct {
 	// Plain is plain promptq (no --adaptive-concurrency) in the adaptive
 	// scenario; nil elsewhere.
 	Plain *RunResult `json:"plain_promptq,omitempty"`
-	Ratio Ratios     `json:"ratio"`
+	// Pool is a pool cell's own figures (nil elsewhere); its Naive is empty.
+	Pool  *PoolResult `json:"pool,omitempty"`
+	Ratio Ratios      `json:"ratio"`
 	// ExtraCommandsPerTask is the promptq run's Redis commands executed per
 	// task (commandstats, Lua's included) minus the naive run's.
 	ExtraCommandsPerTask float64 `json:"extra_commands_executed_per_task"`
@@ -180,13 +182,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := r.writeMatrix(w); err != nil {
 		return err
 	}
+	if err := r.writePool(w); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(r.Scenarios) > 0 && slices.ContainsFunc(r.Scenarios, func(s ScenarioResult) bool { return s.Cell == nil }) {
+	if len(r.Scenarios) > 0 && slices.ContainsFunc(r.Scenarios, func(s ScenarioResult) bool { return s.Cell == nil && s.Pool == nil }) {
 		fmt.Fprintln(tw, "scenario\tmetric\tpromptq\tnaive\tratio\t")
 	}
 	for _, s := range r.Scenarios {
-		if s.Cell != nil {
-			continue // in the matrix table
+		if s.Cell != nil || s.Pool != nil {
+			continue // in the matrix or pool table
 		}
 		p, n := s.Promptq, s.Naive
 		head := fmt.Sprintf("%s (K=%d, %s, rpm=%s tpm=%s, %d tasks%s)", s.Name, s.Workers, burstText(s), limitText(s.RPM), limitText(s.TPM), s.Tasks, sidesText(s))
@@ -261,6 +266,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		runs := []RunResult{s.Promptq, s.Naive}
 		if s.Plain != nil {
 			runs = append(runs, *s.Plain)
+		}
+		if s.Pool != nil {
+			runs = runs[:1]
 		}
 		for _, run := range runs {
 			if errs := errorLines(run.WorkerErrors); errs != "" {

@@ -79,6 +79,9 @@ type runEnv struct {
 }
 
 func (e *runEnv) scenario(ctx context.Context, s Scenario) (ScenarioResult, error) {
+	if s.Kind == KindPool {
+		return e.poolScenario(ctx, s)
+	}
 	l := e.cfg.limitsFor(s)
 	if s.Outage > 0 {
 		s.Outage = e.cfg.Outage
@@ -151,19 +154,14 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 	if err := e.setBudgets(ctx, id, spec.budgets); err != nil {
 		return RunResult{}, err
 	}
-	mon, err := startMonitor(ctx, e.rdb.Options())
+	meter, err := e.startMeter(ctx)
 	if err != nil {
-		return RunResult{}, err
-	}
-	before, err := readCommandStats(ctx, e.rdb)
-	if err != nil {
-		_, _ = mon.stop()
 		return RunResult{}, err
 	}
 	start := time.Now()
 	ws, err := e.startWorkers(s.Workers, concurrency, id, baseURL, spec.mode, spec.args)
 	if err != nil {
-		_, _ = mon.stop()
+		_, _, _ = meter.stop(ctx, e.rdb)
 		return RunResult{}, err
 	}
 	defer ws.kill()
@@ -177,9 +175,8 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 		w.slow = &slowWatch{length: spec.slowDown}
 	}
 	werr := w.wait(ctx)
-	after, err := readCommandStats(context.WithoutCancel(ctx), e.rdb)
-	sent, merr := mon.stop()
-	if err = cmp.Or(err, merr); err != nil {
+	cmds, sent, err := meter.stop(context.WithoutCancel(ctx), e.rdb)
+	if err != nil {
 		return RunResult{}, err
 	}
 	wall := time.Since(start)
@@ -201,33 +198,7 @@ func (e *runEnv) run(ctx context.Context, s Scenario, l limits, spec runSpec) (R
 	}
 	e.utilisation(&r, st, l)
 
-	// Commands: leave out the bench's own (INFO, and its ZCARD polls).
-	d := after.sub(before)
-	delete(d, "info")
-	d["zcard"] -= w.zcards
-	if d["zcard"] <= 0 {
-		delete(d, "zcard")
-	}
-	r.Commands = d
-	r.CommandsTotal = d.total()
-	r.CommandsPerTask = float64(r.CommandsTotal) / float64(l.tasks)
-	r.EvalshaPerTask = float64(d["evalsha"]+d["eval"]) / float64(l.tasks)
-
-	// Commands sent, by owner: again without the bench's INFO and ZCARDs.
-	delete(sent[OwnerOther], "info")
-	if a := sent[OwnerAsynq]; a != nil {
-		a["zcard"] -= w.zcards
-		if a["zcard"] <= 0 {
-			delete(a, "zcard")
-		}
-	}
-	r.Sent, r.SentPerTask = sent, map[string]float64{}
-	for _, owner := range []string{OwnerPromptq, OwnerAsynq, OwnerOther} {
-		n := commandStats(sent[owner]).total()
-		r.SentTotal += n
-		r.SentPerTask[owner] = float64(n) / float64(l.tasks)
-	}
-	r.PromptqEvalshaPerTask = float64(sent[OwnerPromptq]["evalsha"]+sent[OwnerPromptq]["eval"]) / float64(l.tasks)
+	r.setCommands(cmds, sent, w.zcards)
 
 	finished, err := e.collect(context.WithoutCancel(ctx), &r, id, enqueued, w.cut)
 	if err != nil {
@@ -294,6 +265,67 @@ func (e *runEnv) utilisation(r *RunResult, st fakeopenai.Stats, l limits) {
 	default:
 		r.Utilisation, r.Binding = r.TokenUtilisation, "tokens"
 	}
+}
+
+// redisMeter measures the Redis commands of one run: INFO commandstats
+// (commands executed, Lua's included) before and after, and a MONITOR
+// connection (commands sent, by owner).
+type redisMeter struct {
+	mon    *monitor
+	before commandStats
+}
+
+func (e *runEnv) startMeter(ctx context.Context) (*redisMeter, error) {
+	mon, err := startMonitor(ctx, e.rdb.Options())
+	if err != nil {
+		return nil, err
+	}
+	before, err := readCommandStats(ctx, e.rdb)
+	if err != nil {
+		_, _ = mon.stop()
+		return nil, err
+	}
+	return &redisMeter{mon: mon, before: before}, nil
+}
+
+// stop ends the measurement: the commands executed since start, and the
+// commands sent by owner.
+func (m *redisMeter) stop(ctx context.Context, rdb *redis.Client) (commandStats, map[string]map[string]int64, error) {
+	after, err := readCommandStats(ctx, rdb)
+	sent, merr := m.mon.stop()
+	if err = cmp.Or(err, merr); err != nil {
+		return nil, nil, err
+	}
+	return after.sub(m.before), sent, nil
+}
+
+// setCommands fills r's Redis figures from a redisMeter's, leaving out the
+// bench's own commands: INFO, and the zcards ZCARD polls of its watch.
+func (r *RunResult) setCommands(d commandStats, sent map[string]map[string]int64, zcards int64) {
+	delete(d, "info")
+	d["zcard"] -= zcards
+	if d["zcard"] <= 0 {
+		delete(d, "zcard")
+	}
+	r.Commands = d
+	r.CommandsTotal = d.total()
+	r.CommandsPerTask = float64(r.CommandsTotal) / float64(r.Tasks)
+	r.EvalshaPerTask = float64(d["evalsha"]+d["eval"]) / float64(r.Tasks)
+
+	delete(sent[OwnerOther], "info")
+	if a := sent[OwnerAsynq]; a != nil {
+		a["zcard"] -= zcards
+		if a["zcard"] <= 0 {
+			delete(a, "zcard")
+		}
+	}
+	r.Sent, r.SentPerTask = sent, map[string]float64{}
+	for _, owner := range []string{OwnerPromptq, OwnerAsynq, OwnerOther} {
+		n := commandStats(sent[owner]).total()
+		r.SentTotal += n
+		r.SentPerTask[owner] = float64(n) / float64(r.Tasks)
+	}
+	r.PromptqEvalshaPerTask = float64(sent[OwnerPromptq]["evalsha"]+sent[OwnerPromptq]["eval"]) / float64(r.Tasks)
 }
 
 // enqueue puts the bench tasks ps into their queue, in order, and returns
@@ -519,17 +551,22 @@ type workers struct {
 }
 
 func (e *runEnv) startWorkers(k, concurrency int, id, baseURL, mode string, extra []string) (*workers, error) {
+	args := []string{"worker",
+		"--redis", e.cfg.RedisURL, "--account", id, "--queues", id + "=1",
+		"--concurrency", strconv.Itoa(concurrency), "--openai-base-url", baseURL,
+		"--quota-control=" + strconv.FormatBool(mode == ModePromptq),
+		"--pause-duration-hours", "0.0167", "--shutdown-timeout", "5s", "--log-format", "json",
+	}
+	return e.spawn(k, append(args, extra...), []string{"OPENAI_API_KEY=sk-bench", "LOG_LEVEL=warn"})
+}
+
+// spawn starts k processes of `Binary args...` with env added to the
+// bench's environment.
+func (e *runEnv) spawn(k int, args, env []string) (*workers, error) {
 	ws := &workers{}
 	for i := range k {
-		args := []string{"worker",
-			"--redis", e.cfg.RedisURL, "--account", id, "--queues", id + "=1",
-			"--concurrency", strconv.Itoa(concurrency), "--openai-base-url", baseURL,
-			"--quota-control=" + strconv.FormatBool(mode == ModePromptq),
-			"--pause-duration-hours", "0.0167", "--shutdown-timeout", "5s", "--log-format", "json",
-		}
-		args = append(args, extra...)
 		cmd := exec.Command(e.cfg.Binary, args...)
-		cmd.Env = append(os.Environ(), "OPENAI_API_KEY=sk-bench", "LOG_LEVEL=warn")
+		cmd.Env = append(os.Environ(), env...)
 		buf := &tailBuffer{max: 4096}
 		cmd.Stdout, cmd.Stderr = buf, buf
 		if err := cmd.Start(); err != nil {

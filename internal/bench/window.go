@@ -56,10 +56,22 @@ const (
 // count in neither. tokens picks the token bucket, else the request bucket.
 // It returns 0 when the samples do not cover a stretch.
 func utilisation(samples []fakeopenai.Sample, from, to time.Time, tokens bool) float64 {
+	used, ideal := usage(samples, from, to, tokens)
+	if ideal <= 0 {
+		return 0
+	}
+	return used / ideal
+}
+
+// usage returns the two sides of utilisation: the refill the admitted
+// requests used between from and to, and the refill the limit allowed
+// (limit/60 × seconds), both in the bucket's units. An unlimited bucket
+// allows nothing.
+func usage(samples []fakeopenai.Sample, from, to time.Time, tokens bool) (used, ideal float64) {
 	lo := sort.Search(len(samples), func(i int) bool { return !samples[i].At.Before(from) })
 	hi := sort.Search(len(samples), func(i int) bool { return samples[i].At.After(to) }) - 1
 	if lo >= hi || hi >= len(samples) {
-		return 0
+		return 0, 0
 	}
 	limit := func(s fakeopenai.Sample) int {
 		if tokens {
@@ -79,7 +91,6 @@ func utilisation(samples []fakeopenai.Sample, from, to time.Time, tokens bool) f
 		}
 		return float64(s.Admitted)
 	}
-	var used, ideal float64
 	start := lo
 	for i := lo + 1; i <= hi+1; i++ {
 		if i <= hi && limit(samples[i]) == limit(samples[start]) {
@@ -92,10 +103,78 @@ func utilisation(samples []fakeopenai.Sample, from, to time.Time, tokens bool) f
 		}
 		start = i
 	}
-	if ideal <= 0 {
+	return used, ideal
+}
+
+// poolUtilisation is utilisation for several accounts' buckets together
+// (one sample series per account): each account's utilisation weighted by
+// the refill its limit allowed over [from, to], so an idle account counts
+// against the pool in proportion to its limit.
+//
+// Each account's utilisation is measured over its window cut to its
+// admissions (admittedSpan): a request costs hundreds of tokens, so a
+// window that ends while the bucket refills towards the next one would
+// otherwise count that refill as unused although the client is only
+// waiting for it. Neither end moves by more than maxCut, so an account that
+// stopped sending still counts as idle.
+func poolUtilisation(accounts [][]fakeopenai.Sample, from, to time.Time, maxCut time.Duration, tokens bool) float64 {
+	var sum, weights float64
+	for _, s := range accounts {
+		_, weight := usage(s, from, to, tokens)
+		a, b := admittedSpan(s, from, to, maxCut)
+		if used, ideal := usage(s, a, b, tokens); ideal > 0 && weight > 0 {
+			sum += used / ideal * weight
+			weights += weight
+		}
+	}
+	if weights <= 0 {
 		return 0
 	}
-	return used / ideal
+	return sum / weights
+}
+
+// admittedSpan cuts [from, to] to the first and the last sample in it
+// taken right after an admission (Admitted grew since the sample before),
+// where the bucket has just paid for a request. Each end moves by at most
+// maxCut; an end with no admission within maxCut stays where it was.
+func admittedSpan(samples []fakeopenai.Sample, from, to time.Time, maxCut time.Duration) (time.Time, time.Time) {
+	lo := sort.Search(len(samples), func(i int) bool { return !samples[i].At.Before(from) })
+	hi := sort.Search(len(samples), func(i int) bool { return samples[i].At.After(to) }) - 1
+	admitted := func(i int) bool { return i > 0 && samples[i].Admitted > samples[i-1].Admitted }
+	a, b := from, to
+	for i := lo; i <= hi && !samples[i].At.After(from.Add(maxCut)); i++ {
+		if admitted(i) {
+			a = samples[i].At
+			break
+		}
+	}
+	for i := hi; i >= lo && !samples[i].At.Before(to.Add(-maxCut)); i-- {
+		if admitted(i) {
+			b = samples[i].At
+			break
+		}
+	}
+	if !b.After(a) {
+		return from, to
+	}
+	return a, b
+}
+
+// poolThrottled is the share of the accounts' requests between from and
+// to answered 429 rate_limit_exceeded, with the counts.
+func poolThrottled(accounts [][]fakeopenai.Sample, from, to time.Time) (share float64, limited, requests int) {
+	for _, s := range accounts {
+		a, okA := sampleAt(s, from)
+		b, okB := sampleAt(s, to)
+		if okA && okB && b.Requests >= a.Requests {
+			limited += b.RateLimited - a.RateLimited
+			requests += b.Requests - a.Requests
+		}
+	}
+	if requests > 0 {
+		share = float64(limited) / float64(requests)
+	}
+	return share, limited, requests
 }
 
 // throttled is the share of requests between from and to answered 429.

@@ -24,7 +24,11 @@ const benchSummary = "Measure promptq against the naive baseline (--quota-contro
 	"retry-after in whole seconds with the precise wait only in the body, K=3; each other cell changes words of it, e.g.\n" +
 	"m-cjk+tokenizer or m-k8+chat+noisytok+lat100ms (words: chars tokenizer noisy noisytok tok120 tok80, prose code cjk chat,\n" +
 	"body headers, b1s b60s, tpm rpm, lat100ms lat300ms lat2s, halve, k1-k64). Utilisation is measured after --warmup\n" +
-	"from the fake's own charge accounting; a cell runs --warmup + --cell-duration at its limit per side."
+	"from the fake's own charge accounting; a cell runs --warmup + --cell-duration at its limit per side.\n" +
+	"pool: promptq alone (the naive baseline has no pool) on a pool of accounts (worker --pool), 3 workers, prose prompts,\n" +
+	"burst 10s (--burst replaces it): pool-2x300 (two accounts of 300 RPM / 24k TPM, utilisation of the combined limit),\n" +
+	"pool-failover (one account answers insufficient_quota after a third of the batch) and pool-tiers (plus a 120 RPM overflow\n" +
+	"tier with 2s latency; phase A offers half the primaries' limit, phase B a backlog beyond them); about 4 minutes in all."
 
 // benchFlags are the flags of `promptq bench`.
 type benchFlags struct {
@@ -38,7 +42,7 @@ type benchFlags struct {
 
 func (b *benchFlags) register(f *config.Flags) {
 	f.String(&b.redisURL, "redis", "BENCH_REDIS_URL", "", "use this Redis instead of a throwaway redis-server (commandstats then include other clients)")
-	f.String(&b.cfg.Scenarios, "scenarios", "BENCH_SCENARIOS", bench.ScenariosDefault, "quick, full, or a comma-separated list of scenario names")
+	f.String(&b.cfg.Scenarios, "scenarios", "BENCH_SCENARIOS", bench.ScenariosDefault, "quick, full, matrix, pool, or a comma-separated list of scenario names")
 	f.String(&b.workers, "workers", "BENCH_WORKERS", "1,3,8", "worker-process counts the scenario sets use (comma-separated, 1-64)")
 	f.Int(&b.cfg.Concurrency, "concurrency", "BENCH_CONCURRENCY", bench.ConcurrencyDefault, "concurrency of each worker process (1-1000)")
 	f.Int(&b.cfg.Tasks, "tasks", "BENCH_TASKS", 0, "tasks per run (0 = sized so each scenario runs --duration at its limit)")
