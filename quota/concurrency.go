@@ -3,14 +3,14 @@ package quota
 import (
 	"cmp"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/promptq/promptq/internal/clock"
 	"github.com/promptq/promptq/internal/keys"
-	"github.com/redis/go-redis/v9"
 )
 
 // Defaults filled in by ConcurrencyConfig.WithDefaults.
@@ -147,19 +147,10 @@ func (s LoadSignal) String() string {
 	return fmt.Sprintf("LoadSignal(%d)", int(s))
 }
 
-//go:embed lua/sem_acquire.lua
-var semAcquireLua string
-
-//go:embed lua/sem_release.lua
-var semReleaseLua string
-
-//go:embed lua/sem_state.lua
-var semStateLua string
-
 var (
-	semAcquireScript = redis.NewScript(semAcquireLua)
-	semReleaseScript = redis.NewScript(semReleaseLua)
-	semStateScript   = redis.NewScript(semStateLua)
+	semAcquireScript = compose("now", "sem_acquire")
+	semReleaseScript = compose("now", "sem_release")
+	semStateScript   = compose("now", "sem_state")
 )
 
 // Concurrency is a cluster-wide, adaptive limit on how many provider calls

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/promptq/promptq/internal/decimal"
 )
 
 // Bucket is what a provider said about one of its limits (requests or tokens)
@@ -183,7 +185,7 @@ func parseCount(s string) (int64, bool) {
 		}
 		return n, true
 	}
-	if !isDecimal(s) {
+	if !decimal.Valid(s) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
@@ -193,29 +195,11 @@ func parseCount(s string) (int64, bool) {
 	return int64(f), true
 }
 
-// isDecimal reports whether s is digits with at most one dot ("12", "1.5",
-// ".5", "3."), which keeps ParseFloat from accepting "NaN", "1e9", "0x1p4"
-// or signs.
-func isDecimal(s string) bool {
-	digits, dots := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.':
-			dots++
-		default:
-			return false
-		}
-	}
-	return digits > 0 && dots <= 1
-}
-
 // parseDecimal reads a plain decimal number ("60", "1.5") and returns it
 // multiplied by unit, in nanoseconds, as a float (possibly +Inf for a huge
 // figure, so callers can reject or cap without overflowing).
 func parseDecimal(s string, unit time.Duration) (float64, bool) {
-	if !isDecimal(s) {
+	if !decimal.Valid(s) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)

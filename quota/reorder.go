@@ -5,7 +5,7 @@ import (
 )
 
 // ReorderWindow is how far apart two requests' send times may be and still
-// reach the provider in either order; the header sync (lua/settle.lua)
+// reach the provider in either order; the header sync (lua/settle/sync.lua)
 // treats an in-flight request sent up to this long before a response's own
 // as possibly not yet seen by the provider. Send times are stamped in whole
 // ms before the Redis round trip; the request then leaves after a goroutine

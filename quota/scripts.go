@@ -9,7 +9,7 @@ import (
 
 // luaFiles holds the scripts and the parts they are composed of.
 //
-//go:embed lua/*.lua lua/reserve/*.lua
+//go:embed lua/*.lua lua/reserve/*.lua lua/settle/*.lua
 var luaFiles embed.FS
 
 // compose returns the script made of the named files of lua/ (without
@@ -37,14 +37,21 @@ var reserveParts = []string{
 	"reserve",
 }
 
+// settleParts are the parts of settle.lua, in the order it runs them.
+var settleParts = []string{
+	"now", "bucket", "calib",
+	"settle/limits", "settle/debit", "settle/calibrate", "settle/sync",
+	"settle",
+}
+
 var (
 	reserveScript     = compose(reserveParts...)
-	settleScript      = compose("now", "bucket", "calib", "settle")
+	settleScript      = compose(settleParts...)
 	estimateScript    = compose("calib", "estimate")
 	snapshotScript    = compose("bucket", "snapshot")
 	throttleScript    = compose("throttle")
 	slowdownScript    = compose("now", "bucket", "slowdown")
 	tenantSetScript   = compose("tenant_set")
-	tenantStateScript = compose("tenant_state")
+	tenantStateScript = compose("bucket", "tenant_state")
 	fairStateScript   = compose("fair_state")
 )

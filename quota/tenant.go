@@ -112,7 +112,8 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 	if err := keys.ValidateAccount(account); err != nil {
 		return nil, fmt.Errorf("quota: %w", err)
 	}
-	res, err := tenantStateScript.RunRO(ctx, l.rdb, []string{keys.Tenants(account)}).Slice()
+	now := l.cfg.Clock.Now()
+	res, err := l.tenantState(ctx, []string{keys.Tenants(account)}, now, nil)
 	if err != nil || len(res) != 1 {
 		return nil, fmt.Errorf("quota: tenants %s: %v", account, err)
 	}
@@ -130,8 +131,7 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 		ks = append(ks, keys.Tenant(account, t))
 	}
 	// A second read gets budgets and levels in one consistent view.
-	now := l.cfg.Clock.Now()
-	if res, err = tenantStateScript.RunRO(ctx, l.rdb, ks).Slice(); err != nil || len(res) != len(ks) {
+	if res, err = l.tenantState(ctx, ks, now, names); err != nil || len(res) != len(ks) {
 		return nil, fmt.Errorf("quota: tenants %s: %v", account, err)
 	}
 	budgets = pairs(res[0])
@@ -145,13 +145,13 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 		if err := json.Unmarshal([]byte(raw), &b); err != nil {
 			return nil, fmt.Errorf("quota: tenant %s/%s: bad budget %q: %w", account, t, raw, err)
 		}
-		h := pairs(res[i+1])
-		elapsed := 0.0
-		if _, ok := h["ts"]; ok {
-			elapsed = max(0, float64(now.UnixMilli())-num(h, "ts"))
+		// {HGETALL, requests level, tokens level}, by tenant_state.lua
+		ts, _ := res[i+1].([]any)
+		if len(ts) != 3 {
+			return nil, fmt.Errorf("quota: tenants %s: unexpected reply", account)
 		}
-		st := TenantState{Tenant: t, Budget: b,
-			Requests: l.tenantLevel(h, "rlvl", b.RPM, elapsed), Tokens: l.tenantLevel(h, "tlvl", b.TPM, elapsed)}
+		h := pairs(ts[0])
+		st := TenantState{Tenant: t, Budget: b, Requests: parseFloat(ts[1]), Tokens: parseFloat(ts[2])}
 		if h["day"] == l.date(now) {
 			st.DailyRequests = int64(num(h, "dreq"))
 		}
@@ -160,14 +160,12 @@ func (l *Limiter) Tenants(ctx context.Context, account string) ([]TenantState, e
 	return out, nil
 }
 
-// tenantLevel mirrors a tenant bucket's refill in lua/reserve.lua.
-func (l *Limiter) tenantLevel(h map[string]string, field string, perMinute int64, elapsedMs float64) float64 {
-	if perMinute <= 0 {
-		return 0
+// tenantState runs tenant_state.lua on ks, the tenants hash and then the
+// hashes of the tenants names.
+func (l *Limiter) tenantState(ctx context.Context, ks []string, now time.Time, names []string) ([]any, error) {
+	args := []any{now.UnixMilli(), TenantBurst.Milliseconds()}
+	for _, n := range names {
+		args = append(args, n)
 	}
-	capacity := float64(perMinute) * float64(TenantBurst.Milliseconds()) / 60000
-	if _, ok := h[field]; !ok {
-		return capacity
-	}
-	return min(capacity, num(h, field)+elapsedMs*float64(perMinute)/60000)
+	return tenantStateScript.RunRO(ctx, l.rdb, ks, args...).Slice()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Accounts is a fake provider with several accounts, each an independent
@@ -92,22 +93,11 @@ func (a *Accounts) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/_fake/mode":
-		switch r.Method {
-		case http.MethodGet:
-		case http.MethodPost:
-			m, d, err := decodeMode(r)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
+		handleMode(w, r, func(m Mode, d time.Duration) {
 			for _, s := range a.servers {
 				s.SetMode(m, d)
 			}
-		default:
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		writeJSON(w, http.StatusOK, a.each(func(s *Server) any { return s.modeView() }))
+		}, func() any { return a.each(func(s *Server) any { return s.modeView() }) })
 	case "/_fake/limits":
 		if r.Method != http.MethodGet {
 			http.Error(w, "POST /_fake/limits needs ?account=<name>", http.StatusBadRequest)

@@ -77,3 +77,19 @@ func (s Stats) clone() Stats {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.clone()
+}
+
+// ResetStats clears the counters (but not InFlight, which tracks live
+// requests). Rate-limit buckets and the mode are kept.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{ByTask: map[string]int{}, InFlight: s.stats.InFlight, MaxInFlight: s.stats.InFlight}
+	s.answered = map[string]bool{}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
+	"github.com/promptq/promptq/internal/decimal"
 	"github.com/promptq/promptq/quota"
 )
 
@@ -232,7 +233,7 @@ func messageRetryAfter(msg string) (time.Duration, bool) {
 	if len(fields) > 1 {
 		unit = fields[1]
 	}
-	if f, err := strconv.ParseFloat(figure, 64); err == nil && isDecimal(figure) {
+	if f, err := strconv.ParseFloat(figure, 64); err == nil && decimal.Valid(figure) {
 		scale := time.Second
 		switch {
 		case strings.HasPrefix(unit, "ms"), strings.HasPrefix(unit, "millisecond"):
@@ -286,20 +287,4 @@ func isNetwork(err error) bool {
 	var urlErr *url.Error
 	var netErr net.Error
 	return errors.As(err, &urlErr) || errors.As(err, &netErr)
-}
-
-// isDecimal reports whether s is digits with at most one dot.
-func isDecimal(s string) bool {
-	digits, dots := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.':
-			dots++
-		default:
-			return false
-		}
-	}
-	return digits > 0 && dots <= 1
 }

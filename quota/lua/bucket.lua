@@ -1,8 +1,8 @@
 -- bucket.lua: token-bucket helpers shared by reserve.lua, settle.lua,
--- slowdown.lua and snapshot.lua (the one implementation of the bucket
--- arithmetic: Go computes no levels). Go prepends this file to those scripts
--- before loading them, so it has no KEYS or ARGV of its own and returns
--- nothing.
+-- slowdown.lua, snapshot.lua and tenant_state.lua (the one implementation
+-- of the bucket arithmetic: Go computes no levels). Go prepends this file
+-- to those scripts before loading them, so it has no KEYS or ARGV of its
+-- own and returns nothing.
 --
 -- Fields of the limits hash (KEYS[1] of the scripts), per bucket p = 'r'
 -- (requests) or 't' (tokens):
@@ -14,7 +14,7 @@
 --   <p>lvl  units available at time ts (may be negative: debt repaid by refill)
 --   ts      ms epoch of the last refill (never moves backwards)
 --   hat     send time (ms) of the newest response whose remaining-* headers
---           were used; see settle.lua for how it orders responses
+--           were used; see settle/sync.lua for how it orders responses
 --   ramp_f, ramp_ts, ramp_g, ramp_iv
 --           slow_down ramp (lua/slowdown.lua; all absent = none): at ramp_ts
 --           (ms) the account could use the fraction ramp_f of its limits;

@@ -52,8 +52,8 @@ local A = {
   model               = ARGV[26],           -- the request's model ('' = any) (10)
 }
 -- (1) The script appends ':', the token cost, ':' and the send time (now +
---     wait) in ms, since the header sync in settle.lua orders requests by
---     when they reach the provider, not by when they were reserved.
+--     wait) in ms, since the header sync in settle/sync.lua orders requests
+--     by when they reach the provider, not by when they were reserved.
 -- (2) While no limit is known and no response has been settled yet (limits
 --     field 'seen' absent), at most this many reservations may be in
 --     flight (0 = no probe), so a cold start does not burst past limits

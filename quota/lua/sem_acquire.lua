@@ -19,16 +19,8 @@
 --                          limit (one permit comes back that often on average),
 --                          at least 10 ms, at most until the oldest lease ends
 
--- Time comes from Redis (TIME), one clock for every worker: no caller's
--- clock can move shared state. A non-empty now argument is a test-only
--- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- Time comes from Redis (TIME) through script_now (now.lua, prepended by
+-- Go), one clock for every worker.
 
 local now, lease = script_now(ARGV[1]), tonumber(ARGV[3])
 local lo, hi = tonumber(ARGV[4]), tonumber(ARGV[5])

@@ -29,16 +29,8 @@
 -- went up, -1 if down, 0 if not; held 1 if the permit was still held, 0 if its
 -- lease had ended or it was released before.
 
--- Time comes from Redis (TIME), one clock for every worker: no caller's
--- clock can move shared state. A non-empty now argument is a test-only
--- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- Time comes from Redis (TIME) through script_now (now.lua, prepended by
+-- Go), one clock for every worker.
 
 local ALPHA = 0.1 -- EWMA weight of a new sample (about the last 10 count)
 

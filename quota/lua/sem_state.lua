@@ -11,16 +11,8 @@
 --
 -- Returns {limit, in_flight}.
 
--- Time comes from Redis (TIME), one clock for every worker: no caller's
--- clock can move shared state. A non-empty now argument is a test-only
--- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- Time comes from Redis (TIME) through script_now (now.lua, prepended by
+-- Go), one clock for every worker.
 
 local now = script_now(ARGV[1])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit')) or tonumber(ARGV[4])
