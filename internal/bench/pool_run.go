@@ -155,7 +155,7 @@ type poolWatch struct {
 func newPoolWatch(e *runEnv, fake *fakeopenai.Accounts, cell, queue string, p poolPlan) *poolWatch {
 	c := asynq.NewClient(e.aopt)
 	w := &poolWatch{env: e, fake: fake, cell: cell, queue: queue, plan: p, names: fake.Names(), client: c,
-		enq: &tasks.Enqueuer{Client: c, Opts: tasks.TaskOptions{Retention: time.Hour}}, enqueued: map[string]time.Time{}}
+		enq: &tasks.Enqueuer{Client: c, Opts: tasks.Options{Retention: time.Hour}}, enqueued: map[string]time.Time{}}
 	w.samples = make([][]fakeopenai.Sample, len(w.names))
 	return w
 }

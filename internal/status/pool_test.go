@@ -70,7 +70,7 @@ func TestPoolSection(t *testing.T) {
 	if e.State != StatePausedModels || len(e.PausedModels) != 1 || e.PausedModels[0].Model != "gpt-4o" || e.PausedModels[0].Until == nil || e.Pause.Paused {
 		t.Errorf("east: %+v, want paused for gpt-4o alone", e)
 	}
-	if w.State != StatePaused || !w.Pause.Paused || w.Pause.Reason != "insufficient_quota" || w.Pause.Kind != pausegate.KindQuota || len(w.PausedModels) != 0 {
+	if w.State != StatePaused || !w.Pause.Paused || w.Pause.Reason != "insufficient_quota" || w.Pause.Kind != string(pausegate.KindQuota) || len(w.PausedModels) != 0 {
 		t.Errorf("west: %+v, want paused (insufficient_quota, quota)", w)
 	}
 	if e.RequestsToday != 3 || w.RequestsToday != 1 || e.ShareToday == nil || w.ShareToday == nil ||

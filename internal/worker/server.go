@@ -231,16 +231,21 @@ func startGate(ctx context.Context, cfg *Config, insp *asynq.Inspector, log zero
 	return g, nil
 }
 
-// registerPool records the pool's accounts and tiers for admin commands.
+// registerPool records the pool's accounts and tiers for admin commands,
+// replacing what an earlier start wrote (an account dropped from the file
+// is no longer listed).
 func registerPool(ctx context.Context, rdb redis.UniversalClient, name string, pool []PoolAccount) error {
 	fields := make([]any, 0, 2*len(pool))
 	for _, a := range pool {
 		fields = append(fields, a.Account, max(a.Tier, 1))
 	}
-	if err := rdb.HSet(ctx, keys.Pool(name), fields...).Err(); err != nil {
-		return fmt.Errorf("register pool with Redis: %w", err)
-	}
-	if err := rdb.SAdd(ctx, keys.Pools(), name).Err(); err != nil {
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, keys.Pool(name))
+		p.HSet(ctx, keys.Pool(name), fields...)
+		p.SAdd(ctx, keys.Pools(), name)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("register pool with Redis: %w", err)
 	}
 	return nil
