@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,12 +41,10 @@ func (e *runEnv) runPool(ctx context.Context, s Scenario, p poolPlan) (RunResult
 	if err != nil {
 		return RunResult{}, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hs, addr, err := serveFake(fake)
 	if err != nil {
 		return RunResult{}, nil, err
 	}
-	hs := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
 	dir, err := os.MkdirTemp("", "promptq-bench-pool-")
 	if err != nil {
@@ -56,7 +52,7 @@ func (e *runEnv) runPool(ctx context.Context, s Scenario, p poolPlan) (RunResult
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "pool.yaml")
-	if err := os.WriteFile(file, p.poolFile(id, "http://"+ln.Addr().String()), 0o600); err != nil {
+	if err := os.WriteFile(file, p.poolFile(id, addr), 0o600); err != nil {
 		return RunResult{}, nil, err
 	}
 
