@@ -2,8 +2,8 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,8 +61,13 @@ func Peek(ctx context.Context, rdb redis.Cmdable, cands []Candidate, in Input, m
 			return nil, fmt.Errorf("quota: %w", err)
 		}
 	}
+	if o.tenant != "" {
+		if err := keys.ValidateTenant(o.tenant); err != nil {
+			return nil, fmt.Errorf("quota: %w", err)
+		}
+	}
 	out, err := peek(ctx, rdb, cands, in, maxOutput, o)
-	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+	if err != nil && redis.HasErrorPrefix(errors.Unwrap(err), "NOSCRIPT") {
 		// EVALSHA in a pipeline does not fall back to EVAL: load, then ask again.
 		if lerr := reserveScript.Load(ctx, rdb).Err(); lerr != nil {
 			return nil, fmt.Errorf("quota: load reserve script: %w", lerr)

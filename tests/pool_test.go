@@ -207,7 +207,15 @@ func TestPoolFailover(t *testing.T) {
 	if st.QuotaErrors == 0 {
 		t.Error("the account was never asked after it ran out of quota: the test did not test failover")
 	}
-	// Attempts: a failover spends no retry.
+	// The refused tasks went to the other account in the same attempt: a
+	// failover is logged, and no task spent a retry.
+	failovers := 0
+	for _, w := range ws {
+		failovers += strings.Count(w.Logs(), "failing over to another account of the pool")
+	}
+	if failovers == 0 {
+		t.Error("no worker logged a failover: the refused tasks went back to asynq instead")
+	}
 	for _, r := range rs {
 		if r.Attempts > 1 {
 			t.Errorf("task %s took %d attempts; a failover must not spend a retry", r.ID, r.Attempts)

@@ -2,7 +2,7 @@ package keys
 
 // asynq's own keys. promptq never writes them through its own code (asynq's
 // API does), but tests and cleanup find or remove them directly, and the
-// bench counts finished tasks in them (internal/bench run.go says why). The layout
+// bench counts finished tasks in them (internal/bench watch.go says why). The layout
 // is that of asynq's internal/base package (v0.26), which asynq does not
 // export: every key of a queue carries the queue's hash tag.
 

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/promptq/promptq/internal/keys"
+	"github.com/promptq/promptq/internal/provider"
 )
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -205,7 +205,7 @@ func (r *accountReader) checkAzure(a Account, u *url.URL) error {
 	if strings.ContainsAny(a.APIVersion, " \t/?&#") {
 		return r.fail(r.lineOf("api_version"), "api_version", "must be an Azure API version like 2024-10-21, got %s", quote(a.APIVersion))
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !provider.IsLoopback(u.Hostname()) {
 		return r.fail(r.lineOf("base_url"), "base_url", "must be https with api azure (http only to localhost or a loopback IP), got %s", quote(a.BaseURL))
 	}
 	if path := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(path, "/openai") || strings.Contains(path, "/openai/") {
@@ -226,16 +226,6 @@ func (r *accountReader) checkDeployments(a Account) error {
 		}
 	}
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP: the only
-// hosts openai-go's azure package sends a key to over plain http.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // looksLikeKey reports whether an api_key_env value is more likely a key

@@ -131,13 +131,31 @@ func (c Config) Validate() error {
 		return fmt.Errorf("provider: API must be %q or %q, got %q", APIOpenAI, APIAzure, c.API)
 	case c.API == APIAzure && c.APIVersion == "":
 		return errors.New("provider: APIVersion is required with API azure")
-	case c.API == APIAzure && u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case c.API == APIAzure && u.Scheme == "http" && !IsLoopback(u.Hostname()):
 		return errors.New("provider: BaseURL must be https with API azure (http only to a loopback address)")
 	case c.API != APIAzure && (c.APIVersion != "" || len(c.Deployments) > 0):
 		return errors.New("provider: APIVersion and Deployments are only for API azure")
 	}
 	return nil
 }
+
+// String describes the config without its key, so that no %v or %+v of
+// a config (or of one that holds it) prints the key.
+func (c Config) String() string {
+	key := ""
+	if c.APIKey != "" {
+		key = "[redacted]"
+	}
+	return fmt.Sprintf("{BaseURL:%s APIKey:%s API:%s APIVersion:%s Deployments:%v Timeout:%v}",
+		c.BaseURL, key, c.API, c.APIVersion, c.Deployments, c.Timeout)
+}
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return "provider.Config" + c.String() }
+
+// Format is String for every verb: %d or %x of the struct would print the
+// key's bytes otherwise.
+func (c Config) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
 
 // Client sends prompts. It is safe for concurrent use.
 type Client struct {
@@ -154,7 +172,7 @@ func New(cfg Config) *Client {
 			azure.WithEndpoint(cfg.BaseURL, cfg.APIVersion),
 			azure.WithAPIKey(cfg.APIKey),
 		)
-		if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "http" && isLoopback(u.Hostname()) {
+		if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "http" && IsLoopback(u.Hostname()) {
 			// The key goes to this host only, which is this machine.
 			opts = append(opts, azure.WithUnsafeAllowHTTP())
 		}
@@ -175,9 +193,9 @@ func New(cfg Config) *Client {
 	return c
 }
 
-// isLoopback reports whether host is localhost or a loopback IP, the hosts
-// openai-go's azure package lets a key reach over plain http.
-func isLoopback(host string) bool {
+// IsLoopback reports whether host is localhost or a loopback IP: the only
+// hosts openai-go's azure package sends a key to over plain http.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -19,7 +19,7 @@ import (
 // (the naive baseline) it returns the first account and no reservation.
 // waited says whether getting the reservation took any wait. A refusal
 // that can never pass is written to the task's result.
-func (h *Handler) admitTask(ctx context.Context, j *job) (a *route, res quota.Reservation, waited bool, err error) {
+func (h *Handler) admitTask(ctx context.Context, j *job) (a *target, res quota.Reservation, waited bool, err error) {
 	a = h.routes[0]
 	if !h.cfg.QuotaControl {
 		return a, res, false, nil
@@ -67,7 +67,7 @@ func tooLarge(input quota.Input, maxOut int64, what string) error {
 // turn or a retry), or an error to hand back to asynq (a *backoff.Deferral when
 // the task should come back later without counting as a failure). tenant
 // ("" = none) is the task's producer, held to its budget if it has one.
-func (h *Handler) admit(ctx context.Context, a *route, input quota.Input, maxOut int64, tenant string) (quota.Reservation, bool, error) {
+func (h *Handler) admit(ctx context.Context, a *target, input quota.Input, maxOut int64, tenant string) (quota.Reservation, bool, error) {
 	waited := false
 	started := time.Now()
 	for {
@@ -146,7 +146,7 @@ var errPausedShort = errors.New("pause over: admit again")
 // MaxInlineWait. When another active account consumes the queue, the task
 // is held up to SharedPauseHold for the pause to end, then given back
 // quickly for the other account to take.
-func (h *Handler) pausedWaitShared(ctx context.Context, a *route, until time.Time, reason string, waited *bool) error {
+func (h *Handler) pausedWaitShared(ctx context.Context, a *target, until time.Time, reason string, waited *bool) error {
 	if !h.gate.Shared(a.name) {
 		return h.pausedWait(until, reason)
 	}
@@ -158,7 +158,7 @@ func (h *Handler) pausedWaitShared(ctx context.Context, a *route, until time.Tim
 }
 
 // dailyExhausted pauses account a until its budget day resets.
-func (h *Handler) dailyExhausted(ctx context.Context, a *route, resetAt time.Time) error {
+func (h *Handler) dailyExhausted(ctx context.Context, a *target, resetAt time.Time) error {
 	const reason = "daily budget threshold reached"
 	if _, err := h.gate.Pause(ctx, a.name, pausegate.PauseRequest{Until: resetAt, Reason: reason, Kind: pausegate.KindDaily}); err != nil {
 		h.log.Error().Err(err).Str("account", a.name).Msg("pause for daily budget")

@@ -40,7 +40,7 @@ type answered struct{ data []byte }
 // claim, or the stored answer (the task is done: do not call), or a wait
 // (another attempt's call can still finish).
 func (h *Handler) claimTask(ctx context.Context, taskID string, log zerolog.Logger) (string, *answered, error) {
-	owner := answer.Owner(h.ownerID, h.attempts.Add(1))
+	owner := answer.Owner(h.ownerID, h.claimSeq.Add(1))
 	for range 3 {
 		c, err := h.answers.Claim(ctx, taskID, owner)
 		if err != nil {

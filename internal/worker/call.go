@@ -20,7 +20,7 @@ import (
 // call is one provider call of a task: where it went, what it reserved and
 // what came back.
 type call struct {
-	route  *route
+	route  *target
 	res    quota.Reservation
 	estIn  int64 // input tokens the reservation counted
 	owner  string
@@ -51,10 +51,10 @@ func request(j *job) provider.Request {
 	return req
 }
 
-// call claims the task and sends it to c.route's provider. done means the
+// send claims the task and sends it to c.route's provider. done means the
 // task ended without a call (its answer is stored already, or another
 // attempt's call may still finish): err is then the task's end.
-func (h *Handler) call(ctx context.Context, j *job, c *call) (done bool, err error) {
+func (h *Handler) send(ctx context.Context, j *job, c *call) (done bool, err error) {
 	// Claim the task: no other attempt calls the provider while this one's
 	// call can still finish, and a task whose answer is stored is not paid
 	// for twice.

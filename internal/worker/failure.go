@@ -45,28 +45,33 @@ func (h *Handler) sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// forbiddenTracker remembers, per worker process, which models drew a 403
-// lately. One 403 is one task's problem (no access to that model); 403s for
-// several different models mean the account itself is refused. The zero
-// value is ready to use.
+// forbiddenTracker remembers, per worker process and account, which models
+// drew a 403 lately. One 403 is one task's problem (no access to that
+// model); 403s for several different models mean the account itself is
+// refused. The zero value is ready to use.
 type forbiddenTracker struct {
 	mu   sync.Mutex
-	seen map[string]time.Time // model -> last 403
+	seen map[string]map[string]time.Time // account -> model -> last 403
 }
 
-// add records a 403 for model at now and reports whether ForbiddenModels
-// different models drew one within ForbiddenWindow.
-func (f *forbiddenTracker) add(model string, now time.Time) bool {
+// add records a 403 of account for model at now and reports whether
+// ForbiddenModels different models drew one there within ForbiddenWindow.
+func (f *forbiddenTracker) add(account, model string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.seen == nil {
-		f.seen = make(map[string]time.Time)
+		f.seen = make(map[string]map[string]time.Time)
 	}
-	f.seen[model] = now
-	for m, at := range f.seen {
+	seen := f.seen[account]
+	if seen == nil {
+		seen = make(map[string]time.Time)
+		f.seen[account] = seen
+	}
+	seen[model] = now
+	for m, at := range seen {
 		if now.Sub(at) > ForbiddenWindow {
-			delete(f.seen, m)
+			delete(seen, m)
 		}
 	}
-	return len(f.seen) >= ForbiddenModels
+	return len(seen) >= ForbiddenModels
 }

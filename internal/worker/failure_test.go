@@ -125,14 +125,18 @@ func TestHandlerForbiddenPausesOnlyForManyModels(t *testing.T) {
 func TestForbiddenTrackerWindow(t *testing.T) {
 	var f forbiddenTracker
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if f.add("a", t0) || f.add("b", t0.Add(5*time.Minute)) {
+	if f.add("x", "a", t0) || f.add("x", "b", t0.Add(5*time.Minute)) {
 		t.Fatal("two models must not trip the tracker")
 	}
+	// Another account of a pool has its own count.
+	if f.add("y", "c", t0.Add(6*time.Minute)) {
+		t.Fatal("a 403 on another account counted against this one")
+	}
 	// "a" has left the window by now.
-	if f.add("c", t0.Add(ForbiddenWindow+2*time.Minute)) {
+	if f.add("x", "c", t0.Add(ForbiddenWindow+2*time.Minute)) {
 		t.Fatal("a 403 older than the window still counted")
 	}
-	if !f.add("d", t0.Add(ForbiddenWindow+3*time.Minute)) { // b, c, d
+	if !f.add("x", "d", t0.Add(ForbiddenWindow+3*time.Minute)) { // b, c, d
 		t.Fatal("three models within the window must trip the tracker")
 	}
 }

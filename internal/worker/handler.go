@@ -140,8 +140,8 @@ type Handler struct {
 	done     atomic.Int64 // tasks completed, for QuotaLogEvery
 	badUsage atomic.Int64 // usage figures refused (negative, absurd); logged once
 	cfg      HandlerConfig
-	routes   []*route // the accounts tasks go to: one, or a pool's (by tier)
-	byName   map[string]*route
+	routes   []*target // the accounts tasks go to: one, or a pool's (by tier)
+	byName   map[string]*target
 	peek     peeker // asks a pool's accounts for headroom (nil for one account)
 	gate     gate
 	conc     concurrency   // nil unless adaptive concurrency is on
@@ -155,7 +155,7 @@ type Handler struct {
 	answers  *answer.Store
 	spool    *answer.Spool
 	ownerID  string        // this process, in claim owners
-	attempts atomic.Uint64 // attempt numbers, in claim owners
+	claimSeq atomic.Uint64 // numbers claim owners
 	settles  *settleRetry  // settles that failed, retried when Redis is back
 
 	// Detached provider calls outlive their task's context; life ends them
@@ -165,9 +165,9 @@ type Handler struct {
 	calls    sync.WaitGroup
 }
 
-// route is one account a handler sends tasks to, with its own limiter
+// target is one account a handler sends tasks to, with its own limiter
 // (its --rpm/--tpm caps) and provider client.
-type route struct {
+type target struct {
 	name   string
 	tier   int
 	weight int
@@ -176,7 +176,7 @@ type route struct {
 	client completer
 }
 
-func (r *route) serves(model string) bool { return r.models == nil || r.models[model] }
+func (r *target) serves(model string) bool { return r.models == nil || r.models[model] }
 
 // Route is one account of a pool (NewPoolHandler).
 type Route struct {
@@ -233,14 +233,14 @@ func newHandler(cfg HandlerConfig, routes []Route, g gate, p peeker) *Handler {
 	}
 	log := cfg.Logger.With().Str("component", "handler").Logger()
 	life, stop := context.WithCancel(context.Background())
-	h := &Handler{cfg: cfg, gate: g, peek: p, log: log, byName: make(map[string]*route, len(routes)),
+	h := &Handler{cfg: cfg, gate: g, peek: p, log: log, byName: make(map[string]*target, len(routes)),
 		yields: rate.NewLimiter(rate.Limit(cfg.YieldsPerSecond), max(1, int(cfg.YieldsPerSecond))),
 		// Redis errors repeat for every task while Redis is down.
 		redisLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		life:     life, stopLife: stop, ownerID: newOwnerID()}
 	h.settles = newSettleRetry(h)
 	for _, r := range routes {
-		rt := &route{name: r.Account, tier: max(r.Tier, 1), weight: max(r.Weight, 1), lim: r.Limiter, client: r.Client}
+		rt := &target{name: r.Account, tier: max(r.Tier, 1), weight: max(r.Weight, 1), lim: r.Limiter, client: r.Client}
 		if len(r.Models) > 0 {
 			rt.models = make(map[string]bool, len(r.Models))
 			for _, m := range r.Models {
@@ -250,7 +250,7 @@ func newHandler(cfg HandlerConfig, routes []Route, g gate, p peeker) *Handler {
 		h.routes = append(h.routes, rt)
 		h.byName[rt.name] = rt
 	}
-	slices.SortStableFunc(h.routes, func(a, b *route) int { return cmp.Compare(a.tier, b.tier) })
+	slices.SortStableFunc(h.routes, func(a, b *target) int { return cmp.Compare(a.tier, b.tier) })
 	return h
 }
 
@@ -384,7 +384,7 @@ func (h *Handler) attempt(ctx context.Context, j *job) (again bool, err error) {
 	if h.cfg.QuotaControl {
 		c.estIn = res.EstimatedInput
 	}
-	done, err := h.call(ctx, j, &c)
+	done, err := h.send(ctx, j, &c)
 	if done {
 		return false, err
 	}

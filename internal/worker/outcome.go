@@ -74,7 +74,9 @@ func (h *Handler) failed(ctx context.Context, j *job, c *call) (again bool, err 
 		log.Debug().Time("reserved_for", c.res.At).Int64("remaining_requests", c.info.Requests.Remaining).
 			Int64("remaining_tokens", c.info.Tokens.Remaining).Int64("retry_after_ms", cl.RetryAfter.Milliseconds()).Msg("rate limited")
 	} else {
-		log.Info().Err(c.err).Msg("provider call failed")
+		// The classified message, not the raw error: the provider's body
+		// is cleaned of anything that looks like a key there.
+		log.Info().Str("error", resultError(cl)).Msg("provider call failed")
 	}
 	if h.pooled() && cl.Kind == backoff.KindRateLimit && j.inline < MaxInlineRetries {
 		// The account is paused for its wait: route again at once, to
@@ -124,7 +126,7 @@ func (h *Handler) tellAccount(ctx context.Context, j *job, c *call, cl *backoff.
 		}
 		return time.Time{}
 	}
-	until, ok := h.pauseFor(cl, j.p.Model, c.now)
+	until, ok := h.pauseFor(cl, a.name, j.p.Model, c.now)
 	if !ok {
 		return time.Time{}
 	}
@@ -151,7 +153,7 @@ func (h *Handler) tellAccount(ctx context.Context, j *job, c *call, cl *backoff.
 // failover reports whether the task goes to another account of the pool
 // after account a refused it for good (backoff.AccountRefused): the task
 // does not spend a retry on a refusal that says nothing about it.
-func (h *Handler) failover(j *job, a *route, cl *backoff.Error) bool {
+func (h *Handler) failover(j *job, a *target, cl *backoff.Error) bool {
 	if !h.pooled() || !backoff.AccountRefused(cl) {
 		return false
 	}
@@ -164,7 +166,7 @@ func (h *Handler) failover(j *job, a *route, cl *backoff.Error) bool {
 
 // anotherServes reports whether an account of the pool other than a, and
 // not refused already, serves the task's model.
-func (h *Handler) anotherServes(j *job, a *route) bool {
+func (h *Handler) anotherServes(j *job, a *target) bool {
 	for _, r := range h.routes {
 		if r != a && !j.refused[r.name] && r.serves(j.p.Model) {
 			return true
@@ -179,8 +181,8 @@ func (h *Handler) anotherServes(j *job, a *route) bool {
 // whatever bucket resets or retry-after it carried: those describe the rate
 // limiter, not billing or keys. A 403 pauses only when it refuses the whole
 // account, or when 403s came for ForbiddenModels different models within
-// ForbiddenWindow; otherwise it is the task's problem alone.
-func (h *Handler) pauseFor(c *backoff.Error, model string, now time.Time) (time.Time, bool) {
+// ForbiddenWindow on that account; otherwise it is the task's problem alone.
+func (h *Handler) pauseFor(c *backoff.Error, account, model string, now time.Time) (time.Time, bool) {
 	switch c.Kind {
 	case backoff.KindRateLimit:
 		d := c.RetryAfter
@@ -191,7 +193,7 @@ func (h *Handler) pauseFor(c *backoff.Error, model string, now time.Time) (time.
 	case backoff.KindQuota, backoff.KindAuth:
 		return now.Add(h.cfg.DefaultPause), true
 	case backoff.KindForbidden:
-		if many := h.denied.add(model, now); c.AccountWide || many {
+		if many := h.denied.add(account, model, now); c.AccountWide || many {
 			return now.Add(h.cfg.DefaultPause), true
 		}
 	}

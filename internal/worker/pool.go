@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/promptq/promptq/quota"
 	"github.com/promptq/promptq/quota/backoff"
@@ -26,10 +29,14 @@ const NearTie = 25 * time.Millisecond
 // turn no later than the next account's: if another worker took it meanwhile,
 // the pool is asked again. The task goes back to asynq only when no account
 // can take it within the window.
-func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservation, bool, error) {
+func (h *Handler) admitPool(ctx context.Context, j *job) (*target, quota.Reservation, bool, error) {
 	started := time.Now()
 	waited := false
 	opts := []quota.ReserveOption{quota.WithTenant(j.p.Tenant), quota.WithModel(j.p.Model)}
+	if !slices.ContainsFunc(h.routes, func(r *target) bool { return r.serves(j.p.Model) }) {
+		return nil, quota.Reservation{}, false, fmt.Errorf("%w: %w", &backoff.Error{Kind: backoff.KindInvalid, Permanent: true,
+			Message: fmt.Sprintf("no account of pool %s serves model %q", h.cfg.Account, j.p.Model)}, asynq.SkipRetry)
+	}
 	for round := 0; ; round++ {
 		if round > 0 && time.Since(started) > 2*h.cfg.MaxInlineWait {
 			// Accounts paused and resumed under our feet, turns taken as
@@ -52,7 +59,7 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 		if err != nil {
 			return nil, quota.Reservation{}, waited, fmt.Errorf("quota peek: %w", err)
 		}
-		pk := choose(cands, hs, h.cfg.MaxInlineWait)
+		pk := choose(cands, hs, h.cfg.MaxInlineWait, h.cfg.Clock.Now())
 		wait := pk.wait
 		switch {
 		case pk.route != nil:
@@ -83,8 +90,14 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*route, quota.Reservat
 				continue
 			case d.Paused, d.ModelPaused:
 				continue // the next peek sees it
+			case d.FairShare && h.yields.Allow():
+				// As for one account (admit): step aside so the slot can
+				// take other work, possibly the tenant that is behind.
+				return nil, quota.Reservation{}, waited, &backoff.Deferral{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
 			}
-			wait = d.Wait // taken meanwhile: ask again shortly
+			// The turn was taken meanwhile: ask the pool again once the
+			// next account's turn (the limit) or this one's is due.
+			wait = min(d.Wait, pk.limit)
 		case pk.tooLarge:
 			return nil, quota.Reservation{}, waited, tooLarge(j.input, j.maxOut, "every account's")
 		case !pk.soon:
@@ -115,17 +128,19 @@ func (j *job) refuse(account string) {
 }
 
 // candidates are the pool's accounts that serve the task's model, have not
-// refused it, and are not paused as far as this worker knows; paused are the
-// pauses of those that are.
-func (h *Handler) candidates(j *job) (cands []*route, paused []quota.Headroom) {
+// refused it, and are not paused past the scheduling window as far as this
+// worker knows; paused are the pauses of those that are.
+func (h *Handler) candidates(j *job) (cands []*target, paused []quota.Headroom) {
 	for _, r := range h.routes {
 		if j.refused[r.name] || !r.serves(j.p.Model) {
 			continue
 		}
-		if rec, ok := h.gate.Local(r.name); ok {
+		if rec, ok := h.gate.Local(r.name); ok && (rec.Until.IsZero() || rec.Until.Sub(h.cfg.Clock.Now()) > h.cfg.MaxInlineWait) {
 			paused = append(paused, quota.Headroom{Account: r.name, Paused: true, PausedUntil: rec.Until})
 			continue
 		}
+		// A pause that ends within the window (a 429's precise wait) keeps
+		// the account in the running: its tier waits for it (choose).
 		cands = append(cands, r)
 	}
 	return cands, paused
@@ -182,7 +197,7 @@ func firstEnd(hss ...[]quota.Headroom) (first time.Time, indefinite bool) {
 
 // pick is choose's answer.
 type pick struct {
-	route *route        // the account to reserve on (nil: none within the window)
+	route *target       // the account to reserve on (nil: none within the window)
 	limit time.Duration // the latest turn to accept there
 	wait  time.Duration // without route: the soonest any account could take it
 	soon  bool          // some account can take it after wait
@@ -192,7 +207,7 @@ type pick struct {
 
 // choose picks the account for a request from the peek hs of cands (both in
 // tier order). See admitPool.
-func choose(cands []*route, hs []quota.Headroom, window time.Duration) pick {
+func choose(cands []*target, hs []quota.Headroom, window time.Duration, now time.Time) pick {
 	var pk pick
 	large := 0
 	for _, h := range hs {
@@ -216,11 +231,11 @@ func choose(cands []*route, hs []quota.Headroom, window time.Duration) pick {
 			pk.route, pk.limit = r, limit
 			return pk
 		}
-		if w, ok := held(hs[lo:hi], window); ok {
-			// An account of the tier holds the request for a moment (its
-			// cold-start probe, the tenant's budget there): wait for it
-			// rather than spill to a lower tier.
-			pk.wait = w
+		if w, ok := held(hs[lo:hi], window, now); ok {
+			// An account of the tier holds the request for a moment (a
+			// short pause, its cold-start probe, the tenant's budget
+			// there): wait for it rather than spill to a lower tier.
+			pk.wait, pk.soon = w, true
 			return pk
 		}
 		lo = hi
@@ -229,13 +244,18 @@ func choose(cands []*route, hs []quota.Headroom, window time.Duration) pick {
 }
 
 // held reports the shortest wait, within window, of the tier's accounts
-// that hold the request for a moment without refusing it: a cold-start
-// probe in flight, or the tenant's budget there.
-func held(hs []quota.Headroom, window time.Duration) (time.Duration, bool) {
+// that hold the request for a moment without refusing it: a pause that ends
+// within the window (a 429's precise wait), a cold-start probe in flight,
+// or the tenant's budget there.
+func held(hs []quota.Headroom, window time.Duration, now time.Time) (time.Duration, bool) {
 	found, wait := false, time.Duration(0)
 	for _, h := range hs {
-		if (h.Probe || h.TenantLimited) && h.Wait <= window && (!found || h.Wait < wait) {
-			found, wait = true, h.Wait
+		w, ok := h.Wait, h.Probe || h.TenantLimited
+		if (h.Paused || h.ModelPaused) && !h.PausedUntil.IsZero() {
+			w, ok = max(h.PausedUntil.Sub(now), 0)+ScheduleSlack, true
+		}
+		if ok && w <= window && (!found || w < wait) {
+			found, wait = true, w
 		}
 	}
 	return wait, found
@@ -245,7 +265,7 @@ func held(hs []quota.Headroom, window time.Duration) (time.Duration, bool) {
 // within window: the soonest, or among those about as soon (NearTie), one
 // at random weighted by weight and free headroom. limit is the latest turn
 // worth taking on it: the next-best account's, or the window.
-func chooseInTier(cands []*route, hs []quota.Headroom, window time.Duration) (*route, time.Duration, bool) {
+func chooseInTier(cands []*target, hs []quota.Headroom, window time.Duration) (*target, time.Duration, bool) {
 	best := -1
 	for i, h := range hs {
 		if h.Fits && h.Wait <= window && (best < 0 || h.Wait < hs[best].Wait) {
@@ -258,7 +278,7 @@ func chooseInTier(cands []*route, hs []quota.Headroom, window time.Duration) (*r
 	var near []int
 	total := 0.0
 	for i, h := range hs {
-		if h.Fits && h.Wait <= hs[best].Wait+NearTie {
+		if h.Fits && h.Wait <= window && h.Wait <= hs[best].Wait+NearTie {
 			near = append(near, i)
 			total += share(cands[i], h)
 		}
@@ -285,6 +305,6 @@ func chooseInTier(cands []*route, hs []quota.Headroom, window time.Duration) (*r
 // share is an account's weight in a near tie: its configured weight times
 // its free headroom (at least a little, so that a drained account keeps a
 // chance and weights still count).
-func share(r *route, h quota.Headroom) float64 {
+func share(r *target, h quota.Headroom) float64 {
 	return float64(r.weight) * max(h.Room(), 0.02)
 }

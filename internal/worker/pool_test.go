@@ -17,7 +17,7 @@ import (
 )
 
 func TestChoose(t *testing.T) {
-	a, b, c := &route{name: "a", tier: 1, weight: 1}, &route{name: "b", tier: 1, weight: 1}, &route{name: "c", tier: 2, weight: 1}
+	a, b, c := &target{name: "a", tier: 1, weight: 1}, &target{name: "b", tier: 1, weight: 1}, &target{name: "c", tier: 2, weight: 1}
 	fits := func(name string, wait time.Duration) quota.Headroom {
 		return quota.Headroom{Account: name, Fits: true, Wait: wait, Requests: 1, Tokens: 1}
 	}
@@ -44,7 +44,7 @@ func TestChoose(t *testing.T) {
 			"", 0, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pk := choose([]*route{a, b, c}, tc.hs, window)
+			pk := choose([]*target{a, b, c}, tc.hs, window, time.Now())
 			got := ""
 			if pk.route != nil {
 				got = pk.route.name
@@ -56,18 +56,18 @@ func TestChoose(t *testing.T) {
 		})
 	}
 	large := []quota.Headroom{{Account: "a", TooLarge: true}, {Account: "b", TooLarge: true}, {Account: "c", TooLarge: true}}
-	if pk := choose([]*route{a, b, c}, large, window); !pk.tooLarge || pk.route != nil {
+	if pk := choose([]*target{a, b, c}, large, window, time.Now()); !pk.tooLarge || pk.route != nil {
 		t.Errorf("every account too large: %+v", pk)
 	}
 }
 
 // TestChooseShares: accounts equally soon share by weight times free headroom.
 func TestChooseShares(t *testing.T) {
-	a, b := &route{name: "a", tier: 1, weight: 3}, &route{name: "b", tier: 1, weight: 1}
+	a, b := &target{name: "a", tier: 1, weight: 3}, &target{name: "b", tier: 1, weight: 1}
 	hs := []quota.Headroom{{Account: "a", Fits: true, Requests: 1, Tokens: 1}, {Account: "b", Fits: true, Requests: 1, Tokens: 1}}
 	n := map[string]int{}
 	for range 4000 {
-		n[choose([]*route{a, b}, hs, time.Second).route.name]++
+		n[choose([]*target{a, b}, hs, time.Second, time.Now()).route.name]++
 	}
 	if share := float64(n["a"]) / 4000; share < 0.7 || share > 0.8 {
 		t.Errorf("weight 3:1 gave a %.2f of the picks, want ~0.75", share)
@@ -75,7 +75,7 @@ func TestChooseShares(t *testing.T) {
 	hs[0].Tokens = 0.1 // a has a tenth of its tokens left: 3*0.1 vs 1*1
 	n = map[string]int{}
 	for range 4000 {
-		n[choose([]*route{a, b}, hs, time.Second).route.name]++
+		n[choose([]*target{a, b}, hs, time.Second, time.Now()).route.name]++
 	}
 	if share := float64(n["a"]) / 4000; share < 0.18 || share > 0.28 {
 		t.Errorf("a nearly drained gave it %.2f of the picks, want ~0.23", share)

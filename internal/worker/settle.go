@@ -74,7 +74,7 @@ func stringMetadata(m map[string]any) map[string]string {
 
 // logQuota writes a quota summary every QuotaLogEvery completed tasks, so
 // the log shows headroom and today's use without a line per request.
-func (h *Handler) logQuota(ctx context.Context, a *route) {
+func (h *Handler) logQuota(ctx context.Context, a *target) {
 	n := h.done.Add(1)
 	if !h.cfg.QuotaControl || h.cfg.QuotaLogEvery <= 0 || n%int64(h.cfg.QuotaLogEvery) != 0 {
 		return

@@ -49,7 +49,7 @@ const ScheduleSlack = 10 * time.Millisecond
 // does) it returns errAdmitAgain once the pause is over, so the task asks
 // for a new turn instead of going back to asynq, whose delays are whole
 // seconds.
-func (h *Handler) awaitTurn(ctx context.Context, a *route, res quota.Reservation, wait time.Duration) (quota.Reservation, error) {
+func (h *Handler) awaitTurn(ctx context.Context, a *target, res quota.Reservation, wait time.Duration) (quota.Reservation, error) {
 	started := time.Now()
 	deadline := started.Add(wait + ScheduleSlack)
 	for {
