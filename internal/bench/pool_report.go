@@ -141,6 +141,16 @@ func lastAdmit(accts [][]fakeopenai.Sample) time.Time {
 	return t
 }
 
+// afterLastAdmit is where a window that runs to the accounts' last admission
+// ends: maxCut past it, which admittedSpan cuts back to the sample taken
+// right after it. Ending at the admission's own time left that sample out
+// (samples come every 20 ms, the admission between two of them) and counted
+// the refill the last request had waited for as unused: up to one large
+// prompt's worth, 8% of pool-failover's remaining-account window.
+func afterLastAdmit(accts [][]fakeopenai.Sample, maxCut time.Duration) time.Time {
+	return lastAdmit(accts).Add(maxCut)
+}
+
 // result computes the cell's figures once the run is over.
 func (w *poolWatch) result(cfg Config, inFlightBound int) *PoolResult {
 	pr := &PoolResult{MeanTaskCost: w.plan.cost, InFlightBound: inFlightBound}
@@ -183,7 +193,7 @@ func (w *poolWatch) failover(inFlightBound int) *Failover {
 		f.FirstQuotaError = t.Sub(w.first).Seconds()
 	}
 	rest := w.samples[1:2]
-	f.Window = poolWindow(rest, w.first, w.failedAt, lastAdmit(rest), w.plan.maxCut)
+	f.Window = poolWindow(rest, w.first, w.failedAt, afterLastAdmit(rest, w.plan.maxCut), w.plan.maxCut)
 	return f
 }
 
@@ -209,8 +219,7 @@ func (w *poolWatch) phases(accts []PoolAccountResult) []TierPhase {
 	}
 	b.OverflowShare = share(b.OK)
 	primaries := w.samples[:overflow]
-	end := lastAdmit(primaries)
-	pw := poolWindow(primaries, w.first, w.phaseBAt, end, w.plan.maxCut)
+	pw := poolWindow(primaries, w.first, w.phaseBAt, afterLastAdmit(primaries, w.plan.maxCut), w.plan.maxCut)
 	b.Primaries, b.To = &pw, lastAdmit(w.samples).Sub(w.first).Seconds()
 	return []TierPhase{a, b}
 }

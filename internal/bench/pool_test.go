@@ -169,6 +169,25 @@ func sawtooth(n, tpm, cost, offset, idleFrom int) []fakeopenai.Sample {
 	return out
 }
 
+// TestAfterLastAdmit: a window that runs to the last admission includes
+// it, although the admission falls between two samples and the wait for
+// it (5 s) is longer than the cut (3 s).
+func TestAfterLastAdmit(t *testing.T) {
+	const tpm, cost = 6000, 500
+	s := sawtooth(301, tpm, cost, 0, 0)
+	for i := range s {
+		if !s[i].LastAdmitAt.IsZero() {
+			s[i].LastAdmitAt = s[i].LastAdmitAt.Add(-10 * time.Millisecond) // admitted between samples
+		}
+	}
+	accts := [][]fakeopenai.Sample{s[:290]}
+	from := s[73].At
+	near(t, "to after the last admission", poolUtilisation(accts, from, afterLastAdmit(accts, 3*time.Second), 3*time.Second, true), 1)
+	if u := poolUtilisation(accts, from, lastAdmit(accts), 3*time.Second, true); u > 0.95 {
+		t.Errorf("a window ending at the admission's own time: %.3f; the test no longer shows the refill it leaves out", u)
+	}
+}
+
 func TestPoolUtilisation(t *testing.T) {
 	const tpm, cost = 6000, 500 // one request every 5s at the limit
 	at := func(s []fakeopenai.Sample, i int) time.Time { return s[i].At }
