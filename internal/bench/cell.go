@@ -152,6 +152,13 @@ const costSample = 200
 // meanCellCost is the mean TPM charge of a cell's prompts (without noise):
 // the fake's input charge under the cell's model plus MaxOutputTokens.
 func meanCellCost(c *Cell, seed uint64) float64 {
+	mean, _ := cellCosts(c, seed)
+	return mean
+}
+
+// cellCosts is the mean and the largest charge of c's prompts (see
+// meanCellCost).
+func cellCosts(c *Cell, seed uint64) (mean float64, largest int) {
 	ch := fakeopenai.NewCharger(c.fakeConfig(limits{}, seed))
 	total := 0
 	for i := range costSample {
@@ -163,9 +170,11 @@ func meanCellCost(c *Cell, seed uint64) float64 {
 		for _, m := range p.Messages {
 			msgs = append(msgs, m.Content)
 		}
-		total += ch.Of("gpt-4o-mini", p.Instructions, msgs).Input + MaxOutputTokens
+		cost := ch.Of("gpt-4o-mini", p.Instructions, msgs).Input + MaxOutputTokens
+		total += cost
+		largest = max(largest, cost)
 	}
-	return float64(total) / costSample
+	return float64(total) / costSample, largest
 }
 
 // cellLimits sizes a matrix cell: the binding limit allows c.MatrixRate

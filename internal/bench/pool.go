@@ -112,7 +112,9 @@ type poolPlan struct {
 	phaseAEvery time.Duration
 	phaseB      int
 	// maxCut bounds how far admittedSpan moves a window's ends: two mean
-	// intervals between one primary account's admissions.
+	// intervals between one primary account's admissions, or the refill
+	// the largest prompt waits for, if longer (at 24k TPM a 2,100-token
+	// prompt waits 5 s, and a window cut at 3 s counted that wait as idle).
 	maxCut time.Duration
 	// length is how long the run should take after the first request.
 	length time.Duration
@@ -132,12 +134,16 @@ type poolPlan struct {
 //
 // Config.Tasks, when set, replaces the total (pool-tiers: a third in phase A).
 func (c Config) poolPlan(s Scenario) poolPlan {
-	p := poolPlan{burst: s.Burst, cost: meanCellCost(poolCell(), c.Seed)}
+	mean, largest := cellCosts(poolCell(), c.Seed)
+	p := poolPlan{burst: s.Burst, cost: mean}
 	if c.Burst > 0 {
 		p.burst = c.Burst
 	}
 	p.rate = math.Min(float64(c.PoolRPM)/60, float64(c.PoolTPM)/60/p.cost)
 	p.maxCut = time.Duration(2 / p.rate * float64(time.Second))
+	if c.PoolTPM > 0 {
+		p.maxCut = max(p.maxCut, time.Duration(float64(largest)/(float64(c.PoolTPM)/60)*float64(time.Second)))
+	}
 	p.accounts = []poolAccount{{Name: "east", Tier: 1, RPM: c.PoolRPM, TPM: c.PoolTPM}, {Name: "west", Tier: 1, RPM: c.PoolRPM, TPM: c.PoolTPM}}
 	d, w := c.PoolDuration.Seconds(), c.Warmup.Seconds()
 	switch s.Name {
