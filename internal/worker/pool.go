@@ -63,41 +63,15 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*target, quota.Reserva
 		wait := pk.wait
 		switch {
 		case pk.route != nil:
-			a := pk.route
-			d, err := a.lim.ReserveRequest(ctx, a.name, j.input, j.maxOut, append(opts, quota.WithScheduleLimit(pk.limit))...)
-			switch {
-			case errors.Is(err, quota.ErrCostExceedsLimit):
-				j.refuse(a.name) // too large for this account; maybe not for another
-				continue
-			case err != nil:
-				return nil, quota.Reservation{}, waited, fmt.Errorf("quota reserve: %w", err)
-			case d.OK:
-				h.stall.admitted(time.Now(), h.log)
-				if d.Wait <= 0 {
-					return a, d.Reservation, waited, nil
-				}
-				res, err := h.awaitTurn(ctx, a, d.Reservation, d.Wait)
-				if errors.Is(err, errAdmitAgain) {
-					waited = true
-					continue
-				}
-				if err != nil && ctx.Err() == nil {
-					continue // the account was paused while we waited: ask the pool again
-				}
-				return a, res, true, err
-			case d.DailyExhausted:
-				_ = h.dailyExhausted(ctx, a, d.DailyResetAt)
-				continue
-			case d.Paused, d.ModelPaused:
-				continue // the next peek sees it
-			case d.FairShare && h.yields.Allow():
-				// As for one account (admit): step aside so the slot can
-				// take other work, possibly the tenant that is behind.
-				return nil, quota.Reservation{}, waited, &backoff.Deferral{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
+			res, st, err := h.reservePooled(ctx, j, pk, opts)
+			if st.done {
+				return pk.route, res, waited || st.waited, err
 			}
-			// The turn was taken meanwhile: ask the pool again once the
-			// next account's turn (the limit) or this one's is due.
-			wait = min(d.Wait, pk.limit)
+			waited = waited || st.waited
+			if st.again {
+				continue
+			}
+			wait = st.wait
 		case pk.tooLarge:
 			return nil, quota.Reservation{}, waited, tooLarge(j.input, j.maxOut, "every account's")
 		case !pk.soon:
@@ -117,6 +91,54 @@ func (h *Handler) admitPool(ctx context.Context, j *job) (*target, quota.Reserva
 			return nil, quota.Reservation{}, waited, err
 		}
 	}
+}
+
+// poolStep is what a reservation on the account the pool chose came to.
+type poolStep struct {
+	done   bool          // the reservation (or the error) ends admission
+	again  bool          // ask the pool again at once
+	waited bool          // a scheduled turn was waited for, or given back
+	wait   time.Duration // else: ask the pool again after this
+}
+
+// reservePooled reserves the task's cost on the account pk chose, for a
+// turn no later than pk.limit, and waits for that turn.
+func (h *Handler) reservePooled(ctx context.Context, j *job, pk pick, opts []quota.ReserveOption) (quota.Reservation, poolStep, error) {
+	a := pk.route
+	d, err := a.lim.ReserveRequest(ctx, a.name, j.input, j.maxOut, append(opts, quota.WithScheduleLimit(pk.limit))...)
+	switch {
+	case errors.Is(err, quota.ErrCostExceedsLimit):
+		j.refuse(a.name) // too large for this account; maybe not for another
+		return quota.Reservation{}, poolStep{again: true}, nil
+	case err != nil:
+		return quota.Reservation{}, poolStep{done: true}, fmt.Errorf("quota reserve: %w", err)
+	case d.OK:
+		h.stall.admitted(time.Now(), h.log)
+		if d.Wait <= 0 {
+			return d.Reservation, poolStep{done: true}, nil
+		}
+		res, err := h.awaitTurn(ctx, a, d.Reservation, d.Wait)
+		switch {
+		case errors.Is(err, errAdmitAgain):
+			return quota.Reservation{}, poolStep{again: true, waited: true}, nil
+		case err != nil && ctx.Err() == nil:
+			// The account was paused while we waited: ask the pool again.
+			return quota.Reservation{}, poolStep{again: true, waited: true}, nil
+		}
+		return res, poolStep{done: true, waited: true}, err
+	case d.DailyExhausted:
+		_ = h.dailyExhausted(ctx, a, d.DailyResetAt)
+		return quota.Reservation{}, poolStep{again: true}, nil
+	case d.Paused, d.ModelPaused:
+		return quota.Reservation{}, poolStep{again: true}, nil // the next peek sees it
+	case d.FairShare && h.yields.Allow():
+		// As for one account (admit): step aside so the slot can take
+		// other work, possibly the tenant that is behind.
+		return quota.Reservation{}, poolStep{done: true}, &backoff.Deferral{Delay: max(d.Wait, time.Second), Reason: waitReason(d)}
+	}
+	// The turn was taken meanwhile: ask the pool again once the next
+	// account's turn (the limit) or this one's is due.
+	return quota.Reservation{}, poolStep{wait: min(d.Wait, pk.limit)}, nil
 }
 
 // refuse marks account as refusing this task for good (failover).
