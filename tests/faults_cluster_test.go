@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -19,12 +20,10 @@ import (
 // TestFaultRedisCluster checks what promptq needs from Redis Cluster on a
 // three-node cluster of the test's own: every key of one account hashes to
 // one slot (so each Lua script, whose keys are all one account's, may run
-// there), and the quota and pause scripts run through a cluster client.
-//
-// The worker binary itself only takes a single-node URL (go-redis
-// redis.NewClient and asynq.RedisClientOpt from config.ParseRedisURL in internal/config/redis.go): there
-// is no cluster URL or flag. The test logs what `promptq enqueue` does
-// against one node of the cluster, without asserting it.
+// there), the quota and pause scripts run through a cluster client, a
+// pool's peek reaches accounts on several nodes in one call, and worker
+// processes and the CLI run a batch with a redis-cluster:// URL
+// (config.ParseRedisURL in internal/config/redis.go).
 func TestFaultRedisCluster(t *testing.T) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
@@ -117,6 +116,45 @@ func TestFaultRedisCluster(t *testing.T) {
 		}
 		if _, active, err := g.Check(ctx, account); err != nil || active {
 			t.Errorf("Check after Resume: active %v, %v; want not paused", active, err)
+		}
+	})
+
+	// A pool's accounts hash to different slots (nodes): one Peek pipelines
+	// the read-only reserve script to each, and a model pause runs there.
+	t.Run("pool peek across slots", func(t *testing.T) {
+		l, err := quota.New(rc, quota.Config{RPM: 600, TPM: 100_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cands []quota.Candidate
+		slots := map[int64]bool{}
+		for i := range 6 {
+			a := fmt.Sprintf("%s-p%d", account, i)
+			cands = append(cands, quota.Candidate{Limiter: l, Account: a})
+			slot, err := rc.ClusterKeySlot(ctx, keys.Limits(a)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slots[slot] = true
+		}
+		if len(slots) < 2 {
+			t.Fatalf("the pool's accounts all hash to one slot; the test needs several")
+		}
+		g, err := pausegate.New(rc, pausegate.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.PauseModel(ctx, cands[1].Account, "gpt-x", time.Now().Add(time.Hour), "model_not_found"); err != nil {
+			t.Fatalf("PauseModel on the cluster: %v", err)
+		}
+		hs, err := quota.Peek(ctx, rc, cands, quota.Input{Chars: 100}, 50, quota.WithModel("gpt-x"))
+		if err != nil {
+			t.Fatalf("Peek on the cluster: %v", err)
+		}
+		for i, h := range hs {
+			if want := i != 1; h.Fits != want || (i == 1 && !h.ModelPaused) {
+				t.Errorf("account %d: %+v; want fits %v (account 1 paused for gpt-x)", i, h, want)
+			}
 		}
 	})
 
