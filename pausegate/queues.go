@@ -126,9 +126,13 @@ func (g *Gate) holdQueue(ctx context.Context, account, q, st string, fresh bool,
 	case st == holdPaused && known && paused:
 		return nil
 	case st == "" && known && paused:
-		// Paused already: by another paused account's gate (hold it too,
-		// so it stays paused while either pause lasts) or by an operator
+		// Paused already: by another gate of this account (its hold is
+		// there now), by another paused account's gate (hold it too, so
+		// it stays paused while either pause lasts) or by an operator
 		// (theirs to resume).
+		if mine, err := g.heldByAccount(ctx, account, q); err != nil || mine {
+			return err
+		}
 		by, err := g.heldByOther(ctx, account, q)
 		if err != nil {
 			return err
@@ -140,9 +144,23 @@ func (g *Gate) holdQueue(ctx context.Context, account, q, st string, fresh bool,
 		return g.setHold(ctx, account, q, holdPaused)
 	}
 	// Written before pausing: a gate that dies between the two leaves a
-	// mark that the next tick finishes or releases.
-	if err := g.setHold(ctx, account, q, holdPausing); err != nil {
-		return err
+	// mark that the next tick finishes or releases. A first hold is only
+	// written if no other gate of the account wrote one meanwhile: two
+	// gates starting together would otherwise both pause, and the one
+	// that found the queue paused already took it for an operator's pause
+	// and deleted the hold, leaving the queue paused with no hold that a
+	// resume would release.
+	mark := holdPausing + ":" + g.holdStamp()
+	if st == "" {
+		won, err := g.rdb.HSetNX(ctx, keys.GateQueues(account), q, mark).Result()
+		if err != nil {
+			return fmt.Errorf("pausegate: hold queue %s: %w", q, err)
+		}
+		if !won {
+			return nil // another gate of this account holds or is pausing it
+		}
+	} else if err := g.rdb.HSet(ctx, keys.GateQueues(account), q, mark).Err(); err != nil {
+		return fmt.Errorf("pausegate: hold queue %s: %w", q, err)
 	}
 	err = g.cfg.Queues.PauseQueue(q)
 	switch {
@@ -158,7 +176,7 @@ func (g *Gate) holdQueue(ctx context.Context, account, q, st string, fresh bool,
 		}
 		if by == "" {
 			out.operator = append(out.operator, q)
-			return g.rdb.HDel(ctx, keys.GateQueues(account), q).Err()
+			return forgetHoldScript.Run(ctx, g.rdb, []string{keys.GateQueues(account)}, q, mark).Err()
 		}
 	}
 	return g.setHold(ctx, account, q, holdPaused)
@@ -208,6 +226,15 @@ func (g *Gate) queuePaused(q string) (paused, known bool, err error) {
 		return false, false, fmt.Errorf("pausegate: queue %s state: %w", q, err)
 	}
 	return p, true, nil
+}
+
+// heldByAccount reports whether a gate of account holds q (or is pausing it).
+func (g *Gate) heldByAccount(ctx context.Context, account, q string) (bool, error) {
+	n, err := g.rdb.HExists(ctx, keys.GateQueues(account), q).Result()
+	if err != nil {
+		return false, fmt.Errorf("pausegate: read held queues: %w", err)
+	}
+	return n, nil
 }
 
 // heldByOther returns an account other than account whose gate holds q
