@@ -211,13 +211,16 @@ type Scenario struct {
 	// Kind is "" for the plain promptq-versus-naive comparison, or one of
 	// KindAdaptive, KindSlowDown, KindTenants, KindFair (see scenarios.go).
 	Kind string `json:"kind,omitempty"`
-	// Cell is set for a matrix cell (names starting with CellPrefix).
+	// Cell is the provider and prompts of a matrix cell (names starting
+	// with CellPrefix) or of a pool cell (Kind KindPool); nil otherwise.
 	Cell *Cell `json:"cell,omitempty"`
 }
 
 // ParseScenarios expands "quick", "full", "matrix" (MatrixCells), "pool"
-// (PoolCells) or a comma-separated list of names, matrix cells (see
-// parseCell) and pool cells (pool-2x300, pool-failover, pool-tiers) among them:
+// (PoolCells), "pool-family" (PoolFamily) or a comma-separated list of
+// names, matrix cells (see parseCell) and pool cells (pool-2x300,
+// pool-failover, pool-tiers, each optionally followed by provider words:
+// pool-2x300+cjk+tokenizer, see parsePoolCell) among them:
 // "rpm-b1s-k3", "tpm-b60s-k8" (bound, burst, workers), "cost-k3" (unlimited
 // provider), "outage-k3" (RPM-bound, burst 1s, with an outage), and the
 // RPM-bound, burst-1s feature scenarios "adaptive-k3" (adaptive concurrency
@@ -236,6 +239,8 @@ func ParseScenarios(spec string, workers []int) ([]Scenario, error) {
 		names = MatrixCells
 	case KindPool:
 		names = PoolCells
+	case PoolFamilySet:
+		names = PoolFamily
 	case "quick":
 		lo, mid, hi := workers[0], workers[len(workers)/2], workers[len(workers)-1]
 		names = []string{
@@ -274,10 +279,10 @@ func parseScenario(name string) (Scenario, error) {
 	if strings.HasPrefix(name, CellPrefix) {
 		return parseCell(name)
 	}
-	if s, ok := poolScenario(name); ok {
-		return s, nil
+	if s, ok, err := parsePoolCell(name); ok {
+		return s, err
 	}
-	bad := fmt.Errorf("bench: scenario %q: want quick, full, matrix, pool, or names like m-base, m-cjk+tokenizer, pool-2x300, pool-failover, pool-tiers, rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
+	bad := fmt.Errorf("bench: scenario %q: want quick, full, matrix, pool, pool-family, or names like m-base, m-cjk+tokenizer, pool-2x300, pool-failover, pool-tiers, pool-2x300+code+tokenizer, rpm-b1s-k3, tpm-b60s-k8, cost-k3, outage-k3, adaptive-k3, slowdown-k3, tenants-k3, fair-k3", name)
 	parts := strings.Split(name, "-")
 	k, err := strconv.Atoi(strings.TrimPrefix(parts[len(parts)-1], "k"))
 	if err != nil || !strings.HasPrefix(parts[len(parts)-1], "k") || k < 1 || k > 64 {

@@ -27,12 +27,26 @@
 // The pool cells ("--scenarios pool", PoolCells; pool.go) run promptq alone,
 // since the naive baseline has no notion of a pool: three `promptq worker
 // --pool` processes on one queue, a multi-account fake (fakeopenai.Accounts)
-// and prose prompts. pool-2x300 measures two accounts' combined limit after
-// the warm-up, pool-failover one account answering insufficient_quota after
-// a third of the batch (requests it still got, the other's utilisation to
-// the end), pool-tiers a slow overflow tier's share under a load the
-// primaries absorb and under a backlog beyond them (poolPlan sizes them).
+// and, unless the name says otherwise, prose prompts. pool-2x300 measures
+// two accounts' combined limit after the warm-up, pool-failover one account
+// answering insufficient_quota after a third of the batch (requests it
+// still got, the other's utilisation to the end), pool-tiers a slow
+// overflow tier's share under a load the primaries absorb and under a
+// backlog beyond them (poolPlan sizes them).
 // Utilisation over several accounts is poolUtilisation.
+//
+// A pool cell's name may add the matrix's provider words after its base
+// name (parsePoolCell): charge (chars, tokenizer, noisy, noisytok, tok120,
+// tok80), prompts (prose, code, cjk, chat), waits (body, headers), latency
+// (lat100ms, lat300ms, lat2s) and burst (b1s, b60s), e.g.
+// pool-2x300+tokenizer+code or pool-failover+cjk+noisytok. The base name
+// decides the cell's shape; the words the fake's provider, the prompts and
+// the plan's sizing (their mean and largest charge). Bound, halve and
+// workers are the base's and refused; a burst that holds less than the
+// largest prompt at the pool's TPM is refused before anything runs.
+// "--scenarios pool-family" (PoolFamily) runs pool-2x300 with
+// +tokenizer+code, +cjk+tokenizer, +chat+noisy and +headers+lat100ms, and
+// pool-failover+tokenizer+chat: about 7 minutes at the defaults.
 //
 // Figures come from the fake's own counters (requests, 429s, tokens
 // charged, per-task request counts) and from Redis INFO commandstats, so

@@ -12,7 +12,7 @@ import (
 func (r *Report) writeMatrix(w io.Writer) error {
 	var cells []ScenarioResult
 	for _, s := range r.Scenarios {
-		if s.Cell != nil {
+		if s.Cell != nil && s.Kind != KindPool {
 			cells = append(cells, s)
 		}
 	}
@@ -75,7 +75,17 @@ func (r *Report) writeMatrix(w io.Writer) error {
 
 // cellText describes a cell's provider and prompts.
 func cellText(s ScenarioResult) string {
-	c := s.Cell
+	pt := providerText(s.Cell)
+	parts := []string{pt[0], string(s.Cell.Prompts) + " prompts", s.Bound.String() + "-bound", "burst " + s.Burst.String(), pt[1], pt[2]}
+	if s.Cell.Halve {
+		parts = append(parts, "limits halve mid-run")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// providerText describes how cell c's provider charges and answers:
+// charge, latency, retry-after.
+func providerText(c *Cell) []string {
 	charge := string(c.Charge)
 	if c.ChargeScale != 0 && c.ChargeScale != 1 {
 		charge += fmt.Sprintf(" ×%.2g", c.ChargeScale)
@@ -83,12 +93,7 @@ func cellText(s ScenarioResult) string {
 	if c.ChargeNoise > 0 {
 		charge += fmt.Sprintf(" ±%.0f%%", 100*c.ChargeNoise)
 	}
-	parts := []string{"charge " + charge, string(c.Prompts) + " prompts", s.Bound.String() + "-bound", "burst " + s.Burst.String(),
-		"latency " + c.Latency.String() + " ±" + c.Jitter.String(), "retry-after " + string(c.RetryAfter)}
-	if c.Halve {
-		parts = append(parts, "limits halve mid-run")
-	}
-	return strings.Join(parts, ", ")
+	return []string{"charge " + charge, "latency " + c.Latency.String() + " ±" + c.Jitter.String(), "retry-after " + string(c.RetryAfter)}
 }
 
 // String is the bound's name.

@@ -65,24 +65,6 @@ const (
 	PoolPhaseALoad = 0.5
 )
 
-// poolScenario returns the pool cell called name.
-func poolScenario(name string) (Scenario, bool) {
-	for _, n := range PoolCells {
-		if n == name {
-			return Scenario{Name: name, Workers: PoolWorkers, Bound: BoundTPM, Burst: PoolBurstDefault, Kind: KindPool}, true
-		}
-	}
-	return Scenario{}, false
-}
-
-// poolCell is the provider and prompts of every pool cell: the matrix base
-// (chars charge, prose prompts, 300ms ±100ms, 429s with the precise wait
-// only in the body).
-func poolCell() *Cell {
-	return &Cell{Charge: fakeopenai.ChargeChars, Prompts: corpus.Prose, RetryAfter: fakeopenai.RetryAfterSeconds,
-		Latency: 300 * time.Millisecond, Jitter: 100 * time.Millisecond}
-}
-
 // poolAccount is one account of a pool cell.
 type poolAccount struct {
 	Name    string        `json:"name"` // short name; the run ID is prefixed to it
@@ -97,9 +79,12 @@ type poolAccount struct {
 type poolPlan struct {
 	accounts []poolAccount
 	burst    time.Duration
-	// cost is the prompts' mean charge in tokens; rate is the tasks per
-	// second one primary account allows at that cost.
+	// prompts are the cell's corpus kind; cost is their mean charge in
+	// tokens under the cell's provider, largest the largest; rate is the
+	// tasks per second one primary account allows at that cost.
+	prompts    corpus.Kind
 	cost, rate float64
+	largest    int
 	// overflowRate is the overflow account's tasks per second (pool-tiers).
 	overflowRate float64
 	tasks        int // all tasks of the run
@@ -120,7 +105,8 @@ type poolPlan struct {
 	length time.Duration
 }
 
-// poolPlan sizes pool cell s under c:
+// poolPlan sizes pool cell s under c, at the mean charge of its prompts
+// under its provider (s.Cell), by its base name:
 //
 //   - pool-2x300: enough tasks (plus 10%) to empty both bursts and run the
 //     warm-up and PoolDuration at the combined limit;
@@ -134,8 +120,8 @@ type poolPlan struct {
 //
 // Config.Tasks, when set, replaces the total (pool-tiers: a third in phase A).
 func (c Config) poolPlan(s Scenario) poolPlan {
-	mean, largest := cellCosts(poolCell(), c.Seed)
-	p := poolPlan{burst: s.Burst, cost: mean}
+	mean, largest := cellCosts(s.Cell, c.Seed)
+	p := poolPlan{burst: s.Burst, prompts: s.Cell.Prompts, cost: mean, largest: largest}
 	if c.Burst > 0 {
 		p.burst = c.Burst
 	}
@@ -146,7 +132,7 @@ func (c Config) poolPlan(s Scenario) poolPlan {
 	}
 	p.accounts = []poolAccount{{Name: "east", Tier: 1, RPM: c.PoolRPM, TPM: c.PoolTPM}, {Name: "west", Tier: 1, RPM: c.PoolRPM, TPM: c.PoolTPM}}
 	d, w := c.PoolDuration.Seconds(), c.Warmup.Seconds()
-	switch s.Name {
+	switch s.base() {
 	case PoolCell2x300:
 		p.tasks = int(math.Ceil(1.1 * 2 * p.rate * (p.burst.Seconds() + w + d)))
 		p.length = c.Warmup + c.PoolDuration
@@ -163,12 +149,12 @@ func (c Config) poolPlan(s Scenario) poolPlan {
 	}
 	if c.Tasks > 0 {
 		p.tasks = c.Tasks
-		if s.Name == PoolCellTiers {
+		if s.base() == PoolCellTiers {
 			p.phaseA = max(1, c.Tasks/3)
 			p.phaseB = c.Tasks - p.phaseA
 		}
 	}
-	if s.Name == PoolCellTiers {
+	if s.base() == PoolCellTiers {
 		p.tasks = p.phaseA + p.phaseB
 		p.phaseAEvery = c.PoolDuration / 2 / time.Duration(p.phaseA)
 	}
@@ -217,16 +203,31 @@ func orUnlimited(n int) int {
 	return n
 }
 
-// poolPayloads are tasks from..from+n of run id: corpus prose prompts
-// (index from+i), IDs "<id>-<phase>-<n>" (phase "" in cells without phases).
-func poolPayloads(id, phase string, from, n int, seed uint64) []*tasks.Payload {
+// payloads are tasks from..from+n of run id: corpus prompts of the cell's
+// kind (index from+i), IDs "<id>-<phase>-<n>" (phase "" in cells without
+// phases).
+func (p poolPlan) payloads(id, phase string, from, n int, seed uint64) []*tasks.Payload {
 	ps := make([]*tasks.Payload, n)
 	for i := range n {
-		p := CellPayload(id, corpus.Prose, seed, from+i)
+		pl := CellPayload(id, p.prompts, seed, from+i)
 		if phase != "" {
-			p.ID = fmt.Sprintf("%s-%s-%06d", id, phase, i)
+			pl.ID = fmt.Sprintf("%s-%s-%06d", id, phase, i)
 		}
-		ps[i] = p
+		ps[i] = pl
 	}
 	return ps
+}
+
+// fits reports whether the largest prompt fits one primary account's
+// bucket (TPM × burst): a prompt beyond it is refused as too large forever.
+func (p poolPlan) fits(s Scenario) error {
+	tpm := p.accounts[0].TPM
+	if tpm == 0 {
+		return nil
+	}
+	if held := float64(tpm) / 60 * p.burst.Seconds(); float64(p.largest) > held {
+		return fmt.Errorf("bench: pool cell %s: a burst of %s at %d TPM holds %.0f tokens, less than its largest prompt (%d tokens), which the fake would refuse forever; use a longer burst (b60s or --burst)",
+			s.Name, p.burst, tpm, held, p.largest)
+	}
+	return nil
 }

@@ -278,7 +278,8 @@ func (r *Report) writePool(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "pools — promptq only (the naive baseline has no notion of a pool); figures from the fake's own accounting,\n"+
 		"utilisation after the warm-up (%s) with each account's window cut to its admissions; provider: the matrix base\n"+
-		"(chars charge, prose prompts, 300ms ±100ms, retry-after in whole seconds), limits learned from headers\n\n", r.Warmup)
+		"(chars charge, prose prompts, 300ms ±100ms, retry-after in whole seconds) changed by the words after a cell's base name\n"+
+		"(each cell's line says which), limits learned from headers\n\n", r.Warmup)
 	for _, s := range cells {
 		fmt.Fprintln(w, poolHead(s))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -304,8 +305,12 @@ func poolHead(s ScenarioResult) string {
 		}
 		accts = append(accts, d)
 	}
-	return fmt.Sprintf("%s (K=%d×%d, burst %s, %d tasks of %.0f tokens on average; %s)", s.Name, s.Workers, s.Promptq.Concurrency,
-		s.Burst, s.Tasks, s.Pool.MeanTaskCost, strings.Join(accts, ", "))
+	provider := ""
+	if s.Cell != nil {
+		provider = "; " + strings.Join(append([]string{string(s.Cell.Prompts) + " prompts"}, providerText(s.Cell)...), ", ")
+	}
+	return fmt.Sprintf("%s (K=%d×%d, burst %s, %d tasks of %.0f tokens on average; %s%s)", s.Name, s.Workers, s.Promptq.Concurrency,
+		s.Burst, s.Tasks, s.Pool.MeanTaskCost, strings.Join(accts, ", "), provider)
 }
 
 // poolRows are a pool cell's rows: metric, value, bar.

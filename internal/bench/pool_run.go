@@ -36,7 +36,7 @@ func (e *runEnv) runPool(ctx context.Context, s Scenario, p poolPlan) (RunResult
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RunTimeout+p.length+e.cfg.Drain)
 	defer cancel()
 
-	base := poolCell().fakeConfig(limits{rpm: e.cfg.PoolRPM, tpm: e.cfg.PoolTPM, burst: p.burst}, e.cfg.Seed)
+	base := s.Cell.fakeConfig(limits{rpm: e.cfg.PoolRPM, tpm: e.cfg.PoolTPM, burst: p.burst}, e.cfg.Seed)
 	fake, err := fakeopenai.NewAccounts(base, p.fakeSpecs(id))
 	if err != nil {
 		return RunResult{}, nil, err
@@ -56,10 +56,10 @@ func (e *runEnv) runPool(ctx context.Context, s Scenario, p poolPlan) (RunResult
 		return RunResult{}, nil, err
 	}
 
-	w := newPoolWatch(e, fake, s.Name, id, p)
+	w := newPoolWatch(e, fake, s.base(), id, p)
 	defer w.close()
-	if s.Name != PoolCellTiers {
-		if err := w.enqueue(ctx, poolPayloads(id, "", 0, p.tasks, e.cfg.Seed)); err != nil {
+	if s.base() != PoolCellTiers {
+		if err := w.enqueue(ctx, p.payloads(id, "", 0, p.tasks, e.cfg.Seed)); err != nil {
 			return RunResult{}, nil, err
 		}
 	}
@@ -127,7 +127,7 @@ func (e *runEnv) startPoolWorkers(k int, file, queue, spool string, names []stri
 type poolWatch struct {
 	env      *runEnv
 	fake     *fakeopenai.Accounts
-	cell     string
+	cell     string // the cell's base name (its shape)
 	queue    string
 	plan     poolPlan
 	names    []string // the fake's account names, in plan order
@@ -229,7 +229,7 @@ func (w *poolWatch) step(ctx context.Context, finished int) error {
 		}
 	case PoolCellTiers:
 		if due := min(w.plan.phaseA, 1+int(time.Since(w.start)/w.plan.phaseAEvery)); w.sentA < due {
-			ps := poolPayloads(w.queue, "a", w.sentA, due-w.sentA, w.env.cfg.Seed)
+			ps := w.plan.payloads(w.queue, "a", w.sentA, due-w.sentA, w.env.cfg.Seed)
 			for i, p := range ps {
 				p.ID = fmt.Sprintf("%s-a-%06d", w.queue, w.sentA+i)
 			}
@@ -243,7 +243,7 @@ func (w *poolWatch) step(ctx context.Context, finished int) error {
 				w.okAtPhaseB = append(w.okAtPhaseB, w.fake.Account(n).Stats().OK)
 			}
 			w.phaseBAt = time.Now()
-			return w.enqueue(ctx, poolPayloads(w.queue, "b", w.plan.phaseA, w.plan.phaseB, w.env.cfg.Seed))
+			return w.enqueue(ctx, w.plan.payloads(w.queue, "b", w.plan.phaseA, w.plan.phaseB, w.env.cfg.Seed))
 		}
 	}
 	return nil

@@ -23,7 +23,7 @@ func TestParsePoolScenarios(t *testing.T) {
 		t.Fatalf("pool: %d scenarios, want 3", len(got))
 	}
 	for i, s := range got {
-		if s.Name != PoolCells[i] || s.Kind != KindPool || s.Workers != PoolWorkers || s.Burst != PoolBurstDefault || s.Cell != nil {
+		if s.Name != PoolCells[i] || s.Kind != KindPool || s.Workers != PoolWorkers || s.Burst != PoolBurstDefault || s.Cell == nil || *s.Cell != *poolBaseCell() {
 			t.Errorf("parsed %+v", s)
 		}
 	}
@@ -52,9 +52,9 @@ func TestPoolPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := func(name string, c Config) poolPlan {
-		s, ok := poolScenario(name)
-		if !ok {
-			t.Fatalf("no pool cell %s", name)
+		s, ok, err := parsePoolCell(name)
+		if !ok || err != nil {
+			t.Fatalf("no pool cell %s: %v", name, err)
 		}
 		return c.poolPlan(s)
 	}
@@ -74,7 +74,7 @@ func TestPoolPlan(t *testing.T) {
 	}
 	// The largest prose prompt waits longer for its refill than two mean
 	// admission intervals (~3s): the cut is that wait.
-	_, largest := cellCosts(poolCell(), c.Seed)
+	_, largest := cellCosts(poolBaseCell(), c.Seed)
 	if want := time.Duration(float64(largest) / (float64(c.PoolTPM) / 60) * float64(time.Second)); p.maxCut != want || want < 3*time.Second {
 		t.Errorf("maxCut %s, want the largest prompt's refill %s (> two admission intervals)", p.maxCut, want)
 	}
@@ -118,7 +118,7 @@ func TestPoolPlan(t *testing.T) {
 // accounts, their tiers, their base URLs and their keys.
 func TestPoolFile(t *testing.T) {
 	c := Config{Binary: "x"}.WithDefaults()
-	s, _ := poolScenario(PoolCellTiers)
+	s, _, _ := parsePoolCell(PoolCellTiers)
 	p := c.poolPlan(s)
 	id := runID(s.Name, ModePromptq)
 	env := map[string]string{}
@@ -272,7 +272,7 @@ func TestWritePool(t *testing.T) {
 		return PoolAccountResult{poolAccount: poolAccount{Name: name, Tier: tier, RPM: 300, TPM: 24000}, OK: ok, Share: share}
 	}
 	rep := &Report{Warmup: "5s", Scenarios: []ScenarioResult{
-		{Scenario: Scenario{Name: PoolCell2x300, Workers: 3, Kind: KindPool, Burst: PoolBurstDefault}, Tasks: 107,
+		{Scenario: Scenario{Name: PoolCell2x300, Workers: 3, Kind: KindPool, Burst: PoolBurstDefault, Cell: poolBaseCell()}, Tasks: 107,
 			Promptq: RunResult{Mode: ModePromptq, Concurrency: 8, Requests: 108, RateLimited: 1, Throttled: 1.0 / 108},
 			Pool: &PoolResult{Accounts: []PoolAccountResult{acct("east", 1, 54, 0.5), acct("west", 1, 53, 0.5)}, MeanTaskCost: 615,
 				Window: &PoolWindow{From: 5, To: 65, Binding: "tokens", Utilisation: 0.981, Requests: 80, RateLimited: 0}}},
@@ -294,7 +294,8 @@ func TestWritePool(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"pools — promptq only (the naive baseline has no notion of a pool)",
-		"pool-2x300 (K=3×8, burst 10s, 107 tasks of 615 tokens on average; east t1 300/24000, west t1 300/24000)",
+		"pool-2x300 (K=3×8, burst 10s, 107 tasks of 615 tokens on average; east t1 300/24000, west t1 300/24000; " +
+			"prose prompts, charge chars, latency 300ms ±100ms, retry-after seconds)",
 		"combined utilisation 5-65s (tokens)", "0.981", "≥ 0.97", "0.00% (0 of 80)", "east 50.00%, west 50.00%",
 		"requests to it after its 1st quota 429", "≤ 24 (workers × concurrency)", "west's utilisation", "0.960",
 		"phase A: 20 tasks, 50% of the primaries' limit", "phase B: 100 tasks, backlog", "answers 30 / 30 / 40", "40.00%",
@@ -304,13 +305,18 @@ func TestWritePool(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "matrix —") {
+		t.Errorf("a pool cell (its Cell set) printed in the matrix table:\n%s", out)
+	}
 	if strings.Contains(out, "scenario\tmetric") || strings.Contains(out, "naive") && !strings.Contains(out, "naive baseline has no notion") {
 		t.Errorf("pool cells printed in the promptq-versus-naive table:\n%s", out)
 	}
 }
 
-// TestRunPoolTiny runs pool-failover end to end with loose limits: a
-// throwaway redis-server, a two-account fake, three `promptq worker --pool`
+// TestRunPoolTiny runs pool-failover end to end with loose limits, on a
+// provider and prompts its name's words change (tokenizer charge, chat
+// prompts through the Chat Completions endpoint): a throwaway
+// redis-server, a two-account fake, three `promptq worker --pool`
 // processes, 30 tasks; the first account runs out of quota after 10 answers.
 func TestRunPoolTiny(t *testing.T) {
 	if testing.Short() {
@@ -327,7 +333,7 @@ func TestRunPoolTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	rep, err := Run(ctx, Config{Binary: bin, Scenarios: PoolCellFailover, Concurrency: 4, Tasks: 30,
+	rep, err := Run(ctx, Config{Binary: bin, Scenarios: PoolCellFailover + "+tokenizer+chat", Concurrency: 4, Tasks: 30,
 		PoolRPM: 60_000, PoolTPM: 10_000_000, PoolDuration: 5 * time.Second, Warmup: time.Millisecond, Progress: &progress})
 	if err != nil {
 		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
@@ -351,7 +357,8 @@ func TestRunPoolTiny(t *testing.T) {
 		t.Errorf("%d tasks spent a retry on the failover", p.RetriesSpent)
 	}
 	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "pool-failover (K=3×4") {
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "pool-failover+tokenizer+chat (K=3×4") ||
+		!strings.Contains(table.String(), "chat prompts, charge tokenizer") {
 		t.Fatalf("table (err %v):\n%s", err, table.String())
 	}
 	t.Logf("\n%s", table.String())

@@ -27,6 +27,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, s := range scenarios {
+		if s.Kind == KindPool {
+			if err := cfg.poolPlan(s).fits(s); err != nil {
+				return nil, err
+			}
+		}
+	}
 	rep := &Report{StartedAt: time.Now().UTC(), Redis: "shared", Concurrency: cfg.Concurrency,
 		Latency: cfg.Latency.String(), TaskCost: TaskCost(), Warmup: cfg.Warmup.String()}
 	if cfg.RedisURL == "" {

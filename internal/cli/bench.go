@@ -28,7 +28,12 @@ const benchSummary = "Measure promptq against the naive baseline (--quota-contro
 	"pool: promptq alone (the naive baseline has no pool) on a pool of accounts (worker --pool), 3 workers, prose prompts,\n" +
 	"burst 10s (--burst replaces it): pool-2x300 (two accounts of 300 RPM / 24k TPM, utilisation of the combined limit),\n" +
 	"pool-failover (one account answers insufficient_quota after a third of the batch) and pool-tiers (plus a 120 RPM overflow\n" +
-	"tier with 2s latency; phase A offers half the primaries' limit, phase B a backlog beyond them); about 4 minutes in all."
+	"tier with 2s latency; phase A offers half the primaries' limit, phase B a backlog beyond them); about 4 minutes in all.\n" +
+	"A pool cell name may add provider words after its base name, as matrix cells do: pool-2x300+tokenizer+code,\n" +
+	"pool-failover+cjk+noisytok (words: chars tokenizer noisy noisytok tok120 tok80, prose code cjk chat, body headers,\n" +
+	"lat100ms lat300ms lat2s, b1s b60s); they change the fake provider, the prompts and the sizing, the base name the shape.\n" +
+	"pool-family: pool-2x300+tokenizer+code, pool-2x300+cjk+tokenizer, pool-2x300+chat+noisy, pool-2x300+headers+lat100ms\n" +
+	"and pool-failover+tokenizer+chat; about 7 minutes."
 
 // benchFlags are the flags of `promptq bench`.
 type benchFlags struct {
