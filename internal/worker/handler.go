@@ -295,16 +295,17 @@ var charsEstimator = tokens.NewEstimator(tokens.ModeChars)
 // outcome. An attempt that ends in a short wait or a failover to another
 // account of the pool runs again in the same slot (attempt reports again).
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			taskID, _ := asynq.GetTaskID(ctx)
+			h.log.Error().Str("task_id", taskID).Interface("panic", r).Msg("handler panic recovered")
+			err = &backoff.Error{Kind: backoff.KindUnknown, Message: fmt.Sprintf("handler panic: %v", r)}
+		}
+	}()
 	j, err := h.parse(ctx, t)
 	if j == nil {
 		return err
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			j.log.Error().Interface("panic", r).Msg("handler panic recovered")
-			err = &backoff.Error{Kind: backoff.KindUnknown, Message: fmt.Sprintf("handler panic: %v", r)}
-		}
-	}()
 	for {
 		again, err := h.attempt(ctx, j)
 		if !again {
