@@ -150,17 +150,7 @@ func TestPercentile(t *testing.T) {
 // redis-server, the fake provider, one worker process of a freshly built
 // promptq binary, 20 tasks under limits that do not bind.
 func TestRunTiny(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	bin := filepath.Join(t.TempDir(), "promptq")
-	build := exec.Command("go", "build", "-o", bin, "github.com/promptq/promptq/cmd/promptq")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build promptq: %v\n%s", err, out)
-	}
+	bin := buildForRun(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
@@ -237,4 +227,22 @@ func TestParseMonitorLine(t *testing.T) {
 			t.Errorf("parseMonitorLine(%q) = %q, %q, %v; want %q, %q, %v", tt.line, owner, cmd, ok, tt.owner, tt.cmd, tt.ok)
 		}
 	}
+}
+
+// buildForRun skips a test that starts processes under -short or without
+// redis-server, and builds a fresh promptq binary for it.
+func buildForRun(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	bin := filepath.Join(t.TempDir(), "promptq")
+	build := exec.Command("go", "build", "-o", bin, "github.com/promptq/promptq/cmd/promptq")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build promptq: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/promptq/promptq/internal/fakeopenai"
 	"github.com/promptq/promptq/tasks"
@@ -183,16 +182,11 @@ func (w *poolWatch) wait(ctx context.Context) error {
 		if err := w.step(ctx, finished); err != nil {
 			return err
 		}
-		var c, a *redis.IntCmd
-		_, err := w.env.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			c, a = p.ZCard(ctx, completed), p.ZCard(ctx, archived)
-			return nil
-		})
-		w.zcards += 2
+		n, err := countFinished(ctx, w.env.rdb, completed, archived, &w.zcards)
 		if err != nil {
-			return fmt.Errorf("poll queue: %w", err)
+			return err
 		}
-		finished = int(c.Val() + a.Val())
+		finished = n
 		if finished >= w.plan.tasks {
 			return nil
 		}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -319,17 +317,7 @@ func TestWritePool(t *testing.T) {
 // redis-server, a two-account fake, three `promptq worker --pool`
 // processes, 30 tasks; the first account runs out of quota after 10 answers.
 func TestRunPoolTiny(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	bin := filepath.Join(t.TempDir(), "promptq")
-	build := exec.Command("go", "build", "-o", bin, "github.com/promptq/promptq/cmd/promptq")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build promptq: %v\n%s", err, out)
-	}
+	bin := buildForRun(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
