@@ -17,7 +17,7 @@ import (
 var (
 	//go:embed lua/pause_model.lua
 	pauseModelLua    string
-	pauseModelScript = redis.NewScript(pauseModelLua)
+	pauseModelScript = redis.NewScript(nowLua + pauseModelLua)
 )
 
 // ModelPause is an account's pause for one model alone.

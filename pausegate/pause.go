@@ -16,7 +16,7 @@ import (
 var (
 	//go:embed lua/pause.lua
 	pauseLua    string
-	pauseScript = redis.NewScript(pauseLua)
+	pauseScript = redis.NewScript(nowLua + pauseLua)
 )
 
 // PauseRequest asks for a pause.

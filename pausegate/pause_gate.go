@@ -3,6 +3,7 @@ package pausegate
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,12 @@ import (
 
 	"github.com/promptq/promptq/internal/keys"
 )
+
+// nowLua is the scripts' clock (lua/now.lua), prepended to every script
+// that takes a now argument.
+//
+//go:embed lua/now.lua
+var nowLua string
 
 // Gate is the cluster-wide pause switch of promptq accounts. One Gate per
 // worker process; all gates share state through Redis.

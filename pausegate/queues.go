@@ -19,7 +19,7 @@ import (
 var (
 	//go:embed lua/consumers.lua
 	consumersLua    string
-	consumersScript = redis.NewScript(consumersLua)
+	consumersScript = redis.NewScript(nowLua + consumersLua)
 
 	// forgetHoldScript deletes a queue's hold only if it is still the
 	// value the caller read: a gate that re-paused the queue meanwhile

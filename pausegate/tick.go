@@ -17,7 +17,7 @@ import (
 var (
 	//go:embed lua/clear.lua
 	clearLua    string
-	clearScript = redis.NewScript(clearLua)
+	clearScript = redis.NewScript(nowLua + clearLua)
 
 	//go:embed lua/done.lua
 	doneLua    string

@@ -20,15 +20,7 @@
 -- Time comes from Redis (TIME), one clock for every worker: no caller's
 -- clock can move shared state. A non-empty now argument is a test-only
 -- override, passed only by internal/clock's Fake.
-local function script_now(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local now = script_now(ARGV[2])
+local now = script_now(ARGV[2]) -- now.lua, prepended by Go
 local cur = redis.call('HMGET', KEYS[1], 'until', 'claim_at')
 if not cur[1] or cur[1] ~= ARGV[1] then
   return 0

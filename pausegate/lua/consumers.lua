@@ -11,13 +11,7 @@
 -- Time comes from Redis (TIME): gates on hosts with different clocks must
 -- agree on which of them are alive. A non-empty ARGV[3] is a test-only
 -- override, passed only by internal/clock's Fake.
-local now
-if ARGV[3] ~= '' then
-  now = tonumber(ARGV[3])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = script_now(ARGV[3]) -- now.lua, prepended by Go
 local ttl = tonumber(ARGV[2])
 if ARGV[1] ~= '' then
   if ttl > 0 then

@@ -20,13 +20,7 @@
 -- Time comes from Redis (TIME), one clock for every worker: a worker whose
 -- clock is wrong cannot end or shorten anyone's pause. A non-empty ARGV[5]
 -- is a test-only override, passed only by internal/clock's Fake.
-local now
-if ARGV[5] ~= '' then
-  now = tonumber(ARGV[5])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = script_now(ARGV[5]) -- now.lua, prepended by Go
 local new = tonumber(ARGV[1])
 if new ~= 0 then
   new = now + new

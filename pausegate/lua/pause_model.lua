@@ -10,13 +10,7 @@
 --
 -- Returns {until, changed}: the model's effective until (ms, 0 =
 -- indefinite) and 1 if this call wrote it.
-local now
-if ARGV[3] ~= '' then
-  now = tonumber(ARGV[3])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = script_now(ARGV[3]) -- now.lua, prepended by Go
 local len = tonumber(ARGV[2])
 local new = 0
 if len > 0 then
