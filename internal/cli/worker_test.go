@@ -40,6 +40,8 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"serve", "--max-client-requests", "0"}, []string{"--max-client-requests / PROMPTQ_MAX_CLIENT_REQUESTS", "between 1 and 10000"}},
 		{[]string{"probe", "--url", "ftp://x"}, []string{"--url / PROMPTQ_PROBE_URL", "http://"}},
 		{[]string{"bench", "--seed", "0"}, []string{"--seed / BENCH_SEED", ">= 1"}},
+		{[]string{"fake-openai", "--addr", "127.0.0.1:0", "--accounts", "east:rpm=300;west:rpm=-1"}, []string{"--accounts / PROMPTQ_FAKE_ACCOUNTS", "west", "rpm"}},
+		{[]string{"fake-openai", "--addr", "127.0.0.1:0", "--accounts", "east;east"}, []string{"--accounts / PROMPTQ_FAKE_ACCOUNTS", "east"}},
 		{[]string{"worker", "--concurrency", "many"}, []string{"worker:", "-concurrency", "promptq worker --help"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
